@@ -1,0 +1,3 @@
+"""livefeed: a real-time live news feed server."""
+
+__version__ = "0.1.0"

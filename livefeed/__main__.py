@@ -1,0 +1,3 @@
+from livefeed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""``/healthz`` (the process runs) and ``/readyz`` (it can serve readers now)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from livefeed import limits
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(state.redis.ping(), limits.REDIS_CALL_TIMEOUT)
+        checks["redis"] = "ok"
+    except (RedisError, OSError, TimeoutError) as exc:
+        checks["redis"] = f"failing: {type(exc).__name__}"
+    checks["pubsub"] = "ok" if state.hub.is_connected else "failing: not subscribed"
+    failing = [name for name, result in checks.items() if result != "ok"]
+    if state.readers.going_away.is_set():
+        failing.append("shutdown")
+    if failing:
+        body = {"status": "unavailable", "failing": failing, "checks": checks}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+routes = [Route("/healthz", healthz), Route("/readyz", readyz)]

@@ -1,0 +1,122 @@
+"""create_app(settings) -> Starlette. Its lifespan owns the Redis clients, the hub and readers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from livefeed import errors, limits
+from livefeed.api import articles, briefs, health
+from livefeed.demo import load_demo
+from livefeed.errors import LivefeedError
+from livefeed.hub import Hub
+from livefeed.readers import Readers
+from livefeed.settings import Settings
+from livefeed.storage.connect import connect, connect_pubsub
+from livefeed.storage.content import Content
+from livefeed.storage.eventlog import EventLog
+from livefeed.storage.keys import Keys
+from livefeed.transports.sse import events_endpoint
+from livefeed.transports.websocket import websocket_endpoint
+
+logger = logging.getLogger("livefeed")
+
+try:  # the reader pages land separately; the API works without them
+    from livefeed import pages
+except ImportError:  # pragma: no cover
+    pages = None  # type: ignore[assignment]
+
+
+def _json_error(exc: LivefeedError, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+async def _livefeed_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LivefeedError)
+    if isinstance(exc, errors.RateLimited):
+        return _json_error(exc, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, errors.Unavailable):
+        return _json_error(exc, {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+    if isinstance(exc, errors.NotFound) and pages is not None and _wants_html(request):
+        return await pages.not_found_page(request)
+    return _json_error(exc)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    logger.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and pages is not None and _wants_html(request):
+        return await pages.not_found_page(request)
+    code = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED}.get(exc.status_code, "http")
+    return JSONResponse(
+        LivefeedError(str(exc.detail), code=code).to_json(),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The livefeed ASGI app for ``settings`` (whose ``redis_url`` must be set)."""
+    if settings.redis_url is None:
+        raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
+    redis_url = settings.redis_url
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keys = Keys(settings.redis_prefix)
+        redis = connect(redis_url)
+        log = EventLog(redis, keys, settings.history_size)
+        content = Content(redis, keys, log, settings.comment_rate)
+        hub = Hub(lambda: connect_pubsub(redis_url), log, keys)
+        state: Any = app.state
+        state.settings, state.redis, state.keys = settings, redis, keys
+        state.log, state.content, state.hub = log, content, hub
+        state.readers = Readers()
+        try:
+            await hub.start()
+            if settings.demo:
+                added = await load_demo(content)
+                logger.info("demo content loaded (%d new briefs)", added)
+            yield
+        finally:
+            await state.readers.drain(limits.SHUTDOWN_GRACE)
+            await hub.stop()
+            await redis.aclose()
+
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *briefs.routes,
+        *articles.routes,
+        WebSocketRoute("/ws", websocket_endpoint),
+        Route("/events", events_endpoint),
+    ]
+    if pages is not None:
+        routes.extend(pages.routes())
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            LivefeedError: _livefeed_error,
+            RedisError: _redis_error,
+            HTTPException: _http_error,
+        },
+    )

@@ -1,0 +1,104 @@
+"""The ``livefeed`` command: turns flags into Settings and calls the entry points."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from livefeed import __version__
+from livefeed.settings import SETTINGS, Settings, SettingsError, settings_table
+
+logger = logging.getLogger("livefeed")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livefeed", description="A real-time live news feed.")
+    parser.add_argument("--version", action="version", version=f"livefeed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server (embedded Redis unless --redis-url)")
+    for setting in SETTINGS:
+        if setting.name == "demo":
+            serve.add_argument(
+                setting.flag,
+                dest=setting.name,
+                action="store_const",
+                const="true",
+                help=f"{setting.help} [env {setting.env}]",
+            )
+        else:
+            serve.add_argument(
+                setting.flag,
+                dest=setting.name,
+                metavar=setting.name.upper(),
+                help=f"{setting.help} [env {setting.env}, default {setting.default or 'empty'}]",
+            )
+    commands.add_parser("settings-table", help="print the settings table for the README")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "settings-table":
+        print(settings_table())
+        return 0
+    overrides = {s.name: getattr(args, s.name) for s in SETTINGS}
+    try:
+        settings = Settings.load(os.environ, overrides)
+    except SettingsError as exc:
+        print(f"livefeed: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run livefeed until it is stopped; non-zero if it never started."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    if settings.workers > 1:
+        print("livefeed: --workers > 1 is not supported yet", file=sys.stderr)
+        return 2
+    # Imported here so `livefeed --help` stays fast and needs no server libraries.
+    from livefeed.app import create_app
+    from livefeed.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+    from livefeed.server import Server, server_config
+
+    embedded: EmbeddedRedis | None = None
+    try:
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
+            settings = settings.with_(redis_url=embedded.start())
+        else:
+            logger.info("using Redis at %s", _without_password(settings.redis_url))
+        if settings.editor_token is None:
+            settings = settings.with_(editor_token=secrets.token_urlsafe(24))
+            print(
+                f"livefeed: editor token for this run: {settings.editor_token}\n"
+                "          (set LIVEFEED_EDITOR_TOKEN to keep one across restarts)",
+                file=sys.stderr,
+            )
+        logger.info("settings: %s", settings.public())
+        server = Server(
+            server_config(
+                create_app(settings), settings.host, settings.port, log_level=settings.log_level
+            )
+        )
+        server.run()
+        return 0 if server.started else 1
+    except EmbeddedRedisError as exc:
+        print(f"livefeed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at and credentials else url

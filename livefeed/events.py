@@ -1,0 +1,178 @@
+"""Topics, event types, event ids and the wire encoding of events: defined once, here.
+
+An event on the wire is one JSON object::
+
+    {"type": "brief.published", "topic": "briefs", "id": "<event id>", "data": {...}}
+
+An event id is ``<epoch>-<ms>-<seq>``: the epoch names one incarnation of the topic's
+history (a history Redis lost and started again gets a new epoch, so an old id can never
+look valid in it), ``<ms>-<seq>`` orders events strictly within the topic. Clients treat
+ids as opaque and only echo them back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from livefeed import limits
+
+BRIEFS = "briefs"
+COMMENTS_PREFIX = "comments:"
+ARTICLE_PREFIX = "article:"
+
+BRIEF_PUBLISHED: Final = "brief.published"
+BRIEF_UPDATED: Final = "brief.updated"
+BRIEF_DELETED: Final = "brief.deleted"
+COMMENT_CREATED: Final = "comment.created"
+COMMENT_DELETED: Final = "comment.deleted"
+ARTICLE_UPDATED: Final = "article.updated"
+
+EVENT_TYPES: Final = {
+    "briefs": (BRIEF_PUBLISHED, BRIEF_UPDATED, BRIEF_DELETED),
+    "comments": (COMMENT_CREATED, COMMENT_DELETED),
+    "article": (ARTICLE_UPDATED,),
+}
+
+# Control frames, server -> client.
+SUBSCRIBED: Final = "subscribed"
+UNSUBSCRIBED: Final = "unsubscribed"
+PONG: Final = "pong"
+ERROR: Final = "error"
+
+_SLUG = re.compile(limits.SLUG_PATTERN)
+_EVENT_ID = re.compile(r"([0-9a-z]{1,16})-([0-9]{1,20})-([0-9]{1,20})")
+
+
+def comments_topic(slug: str) -> str:
+    return COMMENTS_PREFIX + slug
+
+
+def article_topic(slug: str) -> str:
+    return ARTICLE_PREFIX + slug
+
+
+def is_topic(name: object) -> bool:
+    """True for ``briefs``, ``comments:<slug>`` and ``article:<slug>``."""
+    if not isinstance(name, str):
+        return False
+    if name == BRIEFS:
+        return True
+    for prefix in (COMMENTS_PREFIX, ARTICLE_PREFIX):
+        if name.startswith(prefix):
+            return _SLUG.fullmatch(name[len(prefix) :]) is not None
+    return False
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EventId:
+    """A parsed event id; ids of one epoch order like the events they name."""
+
+    epoch: str
+    ms: int
+    seq: int
+
+    @classmethod
+    def origin(cls, epoch: str) -> EventId:
+        """The position before the first event of a history."""
+        return cls(epoch, 0, 0)
+
+    @classmethod
+    def parse(cls, text: object) -> EventId | None:
+        """The id, or None when ``text`` is not an event id this server could have issued."""
+        if not isinstance(text, str) or len(text) > limits.EVENT_ID_MAX:
+            return None
+        match = _EVENT_ID.fullmatch(text)
+        if match is None:
+            return None
+        return cls(match[1], int(match[2]), int(match[3]))
+
+    def __str__(self) -> str:
+        return f"{self.epoch}-{self.ms}-{self.seq}"
+
+    @property
+    def is_origin(self) -> bool:
+        return self.ms == 0 and self.seq == 0
+
+    @property
+    def sequence(self) -> str:
+        """The ``<ms>-<seq>`` part, ordered within the epoch."""
+        return f"{self.ms}-{self.seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as delivered: the parsed header and its wire frame, encoded once."""
+
+    topic: str
+    id: EventId
+    type: str
+    frame: str
+
+    @classmethod
+    def from_frame(cls, frame: str | bytes) -> Event:
+        """Parse a frame produced by ``frame_parts``; raises ValueError if it is not one."""
+        text = frame.decode() if isinstance(frame, bytes) else frame
+        obj = json.loads(text)
+        event_id = EventId.parse(obj.get("id"))
+        valid = event_id is not None and is_topic(obj.get("topic"))
+        if not valid or not isinstance(obj.get("type"), str):
+            raise ValueError(f"not an event frame: {text[:120]!r}")
+        return cls(topic=obj["topic"], id=event_id, type=obj["type"], frame=text)  # type: ignore[arg-type]
+
+
+def frame_parts(event_type: str, topic: str, data: dict[str, Any]) -> tuple[str, str]:
+    """The frame split around its id, so storage can insert the id it assigns atomically.
+
+    ``prefix + str(event_id) + suffix`` is the complete wire frame. Event ids need no JSON
+    escaping, so the concatenation is valid JSON.
+    """
+    head = json.dumps({"type": event_type, "topic": topic, "id": ""}, separators=(",", ":"))
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return head[:-2], '","data":' + body + "}"
+
+
+def encode(obj: dict[str, Any]) -> str:
+    """Compact JSON for the wire."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def subscribed_frame(topic: str, *, recovered: bool) -> str:
+    return encode({"type": SUBSCRIBED, "topic": topic, "recovered": recovered})
+
+
+def unsubscribed_frame(topic: str) -> str:
+    return encode({"type": UNSUBSCRIBED, "topic": topic})
+
+
+def pong_frame() -> str:
+    return encode({"type": PONG})
+
+
+def error_frame(code: str, message: str) -> str:
+    return encode({"type": ERROR, "code": code, "message": message})
+
+
+def encode_cursor(positions: dict[str, str]) -> str:
+    """One SSE cursor for several topics: their last event ids, URL-safe."""
+    raw = encode(positions).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, str] | None:
+    """The ``{topic: event id}`` a cursor carries, or None if it is not a cursor of ours."""
+    if len(cursor) > limits.SSE_CURSOR_MAX:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not all(
+        is_topic(k) and isinstance(v, str) for k, v in obj.items()
+    ):
+        return None
+    return obj

@@ -1,0 +1,47 @@
+"""Every size, length, count, rate and timeout limit livefeed enforces, defined once."""
+
+from __future__ import annotations
+
+# Objects (SPEC "Objects"); characters are code points after NFC normalisation.
+BRIEF_TEXT_MAX = 500
+COMMENT_TEXT_MAX = 2_000
+AUTHOR_MAX = 60
+ARTICLE_TITLE_MAX = 300
+ARTICLE_SUMMARY_MAX = 1_000
+ARTICLE_PARAGRAPH_MAX = 10_000
+ARTICLE_PARAGRAPHS_MAX = 200
+SLUG_PATTERN = r"[a-z0-9-]{1,80}"
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+
+# HTTP API.
+HTTP_BODY_MAX = 64 * 1024
+JSON_DEPTH_MAX = 8
+LIST_LIMIT_DEFAULT = 20
+LIST_LIMIT_MAX = 100
+
+# WebSocket frames and subscriptions.
+WS_FRAME_MAX = 4 * 1024  # larger text frames get an error frame
+WS_MESSAGE_MAX = 64 * 1024  # larger frames close the connection with 1009
+WS_BAD_FRAMES_MAX = 20  # this many bad frames ...
+WS_BAD_FRAMES_WINDOW = 10.0  # ... within this many seconds close with 1008
+WS_PING_INTERVAL = 20.0
+WS_PING_TIMEOUT = 20.0
+SUBSCRIPTIONS_MAX = 16  # topics per connection
+SSE_TOPICS_MAX = SUBSCRIPTIONS_MAX
+SSE_HEARTBEAT_INTERVAL = 15.0
+EVENT_ID_MAX = 128  # length of an event id or SSE cursor a client may send back
+SSE_CURSOR_MAX = 2_048
+
+# Per-connection send queue: a reader this many frames behind is too slow (close 1013).
+SEND_QUEUE_MAX = 256
+
+# Redis.
+REDIS_CALL_TIMEOUT = 5.0
+REDIS_CONNECT_TIMEOUT = 5.0
+PUBSUB_RECONNECT_BACKOFF_MIN = 0.1
+PUBSUB_RECONNECT_BACKOFF_MAX = 5.0
+RETRY_AFTER_REDIS_DOWN = 2  # seconds, for 503 answers
+
+# Server.
+SHUTDOWN_GRACE = 5.0
+HTTP_KEEPALIVE_TIMEOUT = 5

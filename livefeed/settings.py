@@ -1,0 +1,216 @@
+"""Settings: one frozen object, read once from ``LIVEFEED_*`` env vars and ``serve`` flags.
+
+``SETTINGS`` is the single list of settings: it generates the CLI flags and the env var
+names, renders the README table (``python -m livefeed settings-table``), and
+``tests/test_docs.py`` fails when the README misses one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "LIVEFEED_"
+_RATE = re.compile(r"\s*(\d{1,6})\s*/\s*(second|minute|hour)\s*")
+_WINDOWS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+class SettingsError(ValueError):
+    """A setting has a value livefeed cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``count`` events per ``window`` seconds."""
+
+    count: int
+    window: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = _RATE.fullmatch(text)
+        if match is None or int(match[1]) < 1:
+            raise ValueError(f"expected N/second, N/minute or N/hour, got {text!r}")
+        return cls(int(match[1]), _WINDOWS[match[2]])
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _WINDOWS.items()}[self.window]
+        return f"{self.count}/{unit}"
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a port number, got {text!r}")
+    return value
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    default: str
+    help: str
+    parse: Callable[[str], Any] = str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address to listen on."),
+    Setting("port", "8000", "Port to listen on (0 picks a free one).", _port),
+    Setting(
+        "redis_url",
+        "",
+        "Redis URL (redis://, rediss://, unix://). Empty: start an embedded Redis in DATA_DIR.",
+        _optional,
+        secret=True,
+    ),
+    Setting("redis_prefix", "livefeed:", "Prefix of every Redis key and channel livefeed uses."),
+    Setting(
+        "data_dir",
+        "./.livefeed",
+        "Where the embedded Redis keeps its data (AOF) and socket.",
+        Path,
+    ),
+    Setting(
+        "redis_server",
+        "",
+        "The redis-server/valkey-server binary for the embedded Redis. Empty: search PATH.",
+        _optional,
+    ),
+    Setting(
+        "editor_token",
+        "",
+        "Operator token for editor writes (Authorization: Bearer). Empty: generated and "
+        "printed once at start.",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "secret_key",
+        "",
+        "Key that signs editor session cookies. Empty: a random key per start.",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "allowed_origins",
+        "",
+        "Comma-separated browser origins allowed besides the site's own. Empty: same origin only.",
+        _origins,
+    ),
+    Setting(
+        "history_size",
+        "1000",
+        "Events kept per topic; a reader who missed at most this many resumes without loss.",
+        _positive_int,
+    ),
+    Setting(
+        "comment_rate",
+        "5/minute",
+        "Comments one client address may post (N/second|minute|hour).",
+        Rate.parse,
+    ),
+    Setting("workers", "1", "Server processes sharing the port.", _positive_int),
+    Setting("demo", "false", "Load the demo article and its briefs once (idempotent).", _bool),
+    Setting("log_level", "info", "Log level: debug, info, warning, error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, parsed and frozen. Build with ``Settings.load`` or ``Settings()``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None
+    redis_prefix: str = "livefeed:"
+    data_dir: Path = Path("./.livefeed")
+    redis_server: str | None = None
+    editor_token: str | None = None
+    secret_key: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    history_size: int = 1000
+    comment_rate: Rate = Rate(5, 60)
+    workers: int = 1
+    demo: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str], overrides: Mapping[str, str | None] | None = None
+    ) -> Settings:
+        """Defaults, then ``LIVEFEED_*`` from ``env``, then ``overrides`` (CLI flags, as text)."""
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, setting.default)
+            if overrides and overrides.get(setting.name) is not None:
+                raw = overrides[setting.name]
+            try:
+                values[setting.name] = setting.parse(str(raw))
+            except ValueError as exc:
+                raise SettingsError(f"{setting.env} / {setting.flag}: {exc}") from None
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def public(self) -> dict[str, str]:
+        """Every setting as text for the startup log, secrets masked."""
+        shown = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if _BY_NAME[f.name].secret and value:
+                shown[f.name] = "********"
+            elif isinstance(value, tuple):
+                shown[f.name] = ",".join(value)
+            else:
+                shown[f.name] = "" if value is None else str(value)
+        return shown
+
+
+def settings_table() -> str:
+    """The README's configuration table, in Markdown."""
+    rows = ["| env var | flag | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | `{s.flag}` | {default} | {s.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,37 @@
+-- Apply one content change, append its event to the topic's capped stream and publish
+-- the frame on the topic's channel, atomically: history and live path never disagree.
+--
+-- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items (hash, or string for "set")   KEYS[4] index
+-- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
+-- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
+--
+-- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
+-- keep the record), set (plain string), none.
+-- Returns {"ok", event id} or {"exists"} / {"missing"} with nothing written.
+local op, id, record = ARGV[3], ARGV[4], ARGV[5]
+
+if op == "create" then
+  if redis.call("HEXISTS", KEYS[3], id) == 1 then return {"exists"} end
+  redis.call("HSET", KEYS[3], id, record)
+  redis.call("ZADD", KEYS[4], ARGV[6], id)
+elseif op == "update" then
+  if not redis.call("ZSCORE", KEYS[4], id) then return {"missing"} end
+  redis.call("HSET", KEYS[3], id, record)
+elseif op == "remove" then
+  if redis.call("ZREM", KEYS[4], id) == 0 then return {"missing"} end
+  redis.call("HSET", KEYS[3], id, record)
+elseif op == "set" then
+  redis.call("SET", KEYS[3], record)
+end
+
+local epoch = redis.call("GET", KEYS[2])
+if not epoch then
+  epoch = ARGV[9]
+  redis.call("SET", KEYS[2], epoch)
+end
+-- The entry keeps the frame around its id (which XADD assigns), so a replay rebuilds the
+-- exact frame that was published.
+local entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8])
+local event_id = epoch .. "-" .. entry
+redis.call("PUBLISH", ARGV[1], ARGV[7] .. event_id .. ARGV[8])
+return {"ok", event_id}

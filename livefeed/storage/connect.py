@@ -1,0 +1,36 @@
+"""Redis clients from a URL: one for commands (every call bounded by a timeout), one for pub/sub."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from livefeed import limits
+
+
+def connect(url: str) -> Redis:
+    """A pooled client for commands; a call that gets no answer in time raises TimeoutError."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=limits.REDIS_CALL_TIMEOUT,
+        socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
+def connect_pubsub(url: str) -> Redis:
+    """A client for the hub's single subscriber connection.
+
+    No read timeout: a quiet channel is not a dead one. No silent retries either: when the
+    connection drops, the hub must know, because it has to replay what it missed.
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=None,
+        socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )

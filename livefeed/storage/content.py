@@ -1,0 +1,205 @@
+"""Articles, briefs and comments in Redis, each write emitting its event atomically.
+
+Briefs and comments live in a hash (id -> JSON record) plus a sorted set of the listed ids
+by time; retracted briefs and hidden comments leave the sorted set but keep their record,
+for the editors' record and so a reused id cannot publish twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from redis.asyncio import Redis
+
+from livefeed import events, models
+from livefeed.errors import InvalidInput, NotFound
+from livefeed.models import Article, Brief, Comment
+from livefeed.settings import Rate
+from livefeed.storage.eventlog import Change, EventLog, Outcome
+from livefeed.storage.keys import Keys
+from livefeed.storage.ratelimit import RateLimiter
+
+T = TypeVar("T")
+
+_BRIEF_FIELDS = ("id", "text", "breaking", "article", "published_at", "updated_at")
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _brief(record: str) -> Brief:
+    obj = json.loads(record)
+    return Brief.from_json({k: obj[k] for k in _BRIEF_FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    """A page of objects, newest first, and the topic's position when it was read."""
+
+    items: list[T]
+    last_event_id: str
+
+
+class Content:
+    """Reads and writes of the newsroom's objects; every write emits its event."""
+
+    def __init__(self, redis: Redis, keys: Keys, log: EventLog, comment_rate: Rate) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._log = log
+        self._limiter = RateLimiter(redis, keys)
+        self._comment_rate = comment_rate
+
+    @property
+    def log(self) -> EventLog:
+        return self._log
+
+    async def position(self, topic: str) -> str:
+        """The topic's current last event id, for pages and list responses."""
+        return str(await self._log.position(topic))
+
+    # -- briefs ---------------------------------------------------------------------------
+
+    async def list_briefs(self, limit: int = 20, before: str | None = None) -> Listing[Brief]:
+        k = self._keys
+        listing = await self._log.listing(
+            events.BRIEFS, k.brief_items(), k.brief_index(), before, limit
+        )
+        if listing is None:
+            raise InvalidInput(f"before: no listed brief has id {before!r}")
+        return Listing([_brief(r) for r in listing.records], listing.last_event_id)
+
+    async def get_brief(self, brief_id: str) -> Brief | None:
+        k = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.brief_items(), brief_id)
+            pipe.zscore(k.brief_index(), brief_id)
+            record, score = await pipe.execute()
+        if record is None or score is None:
+            return None
+        return _brief(record)
+
+    async def publish_brief(self, brief: Brief) -> Brief | None:
+        """Publish a new brief; None if a brief with its id was ever published (idempotency)."""
+        change = self._brief_change("create", brief, brief.to_json())
+        result = await self._log.append(
+            events.BRIEFS, events.BRIEF_PUBLISHED, brief.to_json(), change
+        )
+        return None if result is Outcome.EXISTS else brief
+
+    async def correct_brief(self, brief_id: str, payload: object) -> Brief:
+        current = await self.get_brief(brief_id)
+        if current is None:
+            raise NotFound(f"no brief {brief_id!r}")
+        brief = models.corrected_brief(current, payload)
+        change = self._brief_change("update", brief, brief.to_json())
+        result = await self._log.append(
+            events.BRIEFS, events.BRIEF_UPDATED, brief.to_json(), change
+        )
+        if result is Outcome.MISSING:
+            raise NotFound(f"brief {brief_id!r} was retracted")
+        return brief
+
+    async def retract_brief(self, brief_id: str) -> None:
+        current = await self.get_brief(brief_id)
+        if current is None:
+            raise NotFound(f"no brief {brief_id!r}")
+        record = {**current.to_json(), "retracted_at": models.now_iso()}
+        change = self._brief_change("remove", current, record)
+        result = await self._log.append(
+            events.BRIEFS, events.BRIEF_DELETED, {"id": brief_id}, change
+        )
+        if result is Outcome.MISSING:
+            raise NotFound(f"brief {brief_id!r} was already retracted")
+
+    def _brief_change(self, op: str, brief: Brief, record: dict[str, Any]) -> Change:
+        return Change(
+            op,
+            self._keys.brief_items(),
+            self._keys.brief_index(),
+            id=brief.id,
+            record=_dump(record),
+            score=models.time_ms(brief.published_at),
+        )
+
+    # -- articles -------------------------------------------------------------------------
+
+    async def get_article(self, slug: str) -> Article | None:
+        record = await self._redis.get(self._keys.article(slug))
+        return None if record is None else Article.from_json(json.loads(record))
+
+    async def put_article(self, slug: str, payload: object) -> tuple[Article, bool]:
+        """Create or replace an article; the article and whether it is new."""
+        if not models.is_slug(slug):
+            raise NotFound(f"no article {slug!r}")
+        existing = await self.get_article(slug)
+        article = models.article_from_put(slug, payload, existing)
+        key = self._keys.article(slug)
+        change = Change("set", key, key, record=_dump(article.to_json()))
+        topic = events.article_topic(slug)
+        await self._log.append(topic, events.ARTICLE_UPDATED, article.to_json(), change)
+        return article, existing is None
+
+    async def require_article(self, slug: str) -> Article:
+        article = await self.get_article(slug) if models.is_slug(slug) else None
+        if article is None:
+            raise NotFound(f"no article {slug!r}")
+        return article
+
+    # -- comments -------------------------------------------------------------------------
+
+    async def list_comments(
+        self, slug: str, limit: int = 20, before: str | None = None
+    ) -> Listing[Comment]:
+        await self.require_article(slug)
+        k = self._keys
+        listing = await self._log.listing(
+            events.comments_topic(slug), k.comment_items(slug), k.comment_index(slug), before, limit
+        )
+        if listing is None:
+            raise InvalidInput(f"before: no listed comment has id {before!r}")
+        items = [Comment.from_json(json.loads(r)) for r in listing.records]
+        return Listing(items, listing.last_event_id)
+
+    async def post_comment(self, slug: str, payload: object, client: str) -> Comment:
+        """Validate, rate-limit per client address, store and emit a reader's comment."""
+        await self.require_article(slug)
+        comment = models.new_comment(slug, payload)
+        await self._limiter.hit("comment", client, self._comment_rate)
+        k = self._keys
+        change = Change(
+            "create",
+            k.comment_items(slug),
+            k.comment_index(slug),
+            id=comment.id,
+            record=_dump(comment.to_record()),
+            score=models.time_ms(comment.created_at),
+        )
+        topic = events.comments_topic(slug)
+        await self._log.append(topic, events.COMMENT_CREATED, comment.to_json(), change)
+        return comment
+
+    async def hide_comment(self, slug: str, comment_id: str) -> None:
+        """Hide a comment from readers; it stays stored, marked hidden."""
+        await self.require_article(slug)
+        k = self._keys
+        record = await self._redis.hget(k.comment_items(slug), comment_id)
+        if record is None:
+            raise NotFound(f"no comment {comment_id!r} on {slug!r}")
+        hidden = {**json.loads(record), "hidden": True}
+        change = Change(
+            "remove",
+            k.comment_items(slug),
+            k.comment_index(slug),
+            id=comment_id,
+            record=_dump(hidden),
+        )
+        data = {"id": comment_id, "article": slug}
+        result = await self._log.append(
+            events.comments_topic(slug), events.COMMENT_DELETED, data, change
+        )
+        if result is Outcome.MISSING:
+            raise NotFound(f"comment {comment_id!r} is already hidden")

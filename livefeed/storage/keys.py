@@ -1,0 +1,70 @@
+"""The Redis key layout: one small function per key, all under the configurable prefix.
+
+Every key of one topic carries the topic as its hash tag (``{briefs}``,
+``{comments:<slug>}``), so a topic's event log, epoch, content and pub/sub channel live
+on one Redis Cluster slot and one Lua script can write them together.
+
+    <prefix>{<topic>}:log        stream: the topic's event history, capped
+    <prefix>{<topic>}:epoch      string: names the current incarnation of that history
+    <prefix>{<topic>}:live       pub/sub channel: the topic's live events
+    <prefix>{briefs}:items       hash: brief id -> brief JSON
+    <prefix>{briefs}:index       sorted set: brief ids by publish time (newest first)
+    <prefix>{article:<slug>}:article       string: the article's JSON
+    <prefix>{comments:<slug>}:items        hash: comment id -> comment JSON (hidden kept)
+    <prefix>{comments:<slug>}:index        sorted set: visible comment ids by time
+    <prefix>ratelimit:<name>:<client>      counter with expiry
+    <prefix>demo:loaded                    marker: the demo content was loaded once
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livefeed.events import BRIEFS, article_topic, comments_topic
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str
+
+    def _tagged(self, topic: str, suffix: str) -> str:
+        return f"{self.prefix}{{{topic}}}:{suffix}"
+
+    def log(self, topic: str) -> str:
+        return self._tagged(topic, "log")
+
+    def epoch(self, topic: str) -> str:
+        return self._tagged(topic, "epoch")
+
+    def channel(self, topic: str) -> str:
+        return self._tagged(topic, "live")
+
+    def topic_of_channel(self, channel: str) -> str | None:
+        """The topic a channel name belongs to, or None if it is not one of ours."""
+        head = self.prefix + "{"
+        if not (channel.startswith(head) and channel.endswith("}:live")):
+            return None
+        return channel[len(head) : -len("}:live")]
+
+    def brief_items(self) -> str:
+        return self._tagged(BRIEFS, "items")
+
+    def brief_index(self) -> str:
+        return self._tagged(BRIEFS, "index")
+
+    def article(self, slug: str) -> str:
+        return self._tagged(article_topic(slug), "article")
+
+    def comment_items(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "items")
+
+    def comment_index(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "index")
+
+    def rate_limit(self, name: str, client: str) -> str:
+        return f"{self.prefix}ratelimit:{name}:{client}"
+
+    def demo_loaded(self) -> str:
+        return f"{self.prefix}demo:loaded"

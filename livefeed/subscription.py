@@ -1,0 +1,141 @@
+"""Subscription: one reader's topics, its bounded send queue and its resume logic.
+
+Both transports (WebSocket and SSE) wrap one Subscription; a writer task drains
+``next()`` to the client. The hub calls ``deliver`` synchronously; if the reader is too
+slow and its queue fills up, the subscription is marked ``overflowed`` and the transport
+closes it (1013 on a WebSocket) so the reader resumes later from its last id instead of
+the server buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from livefeed import limits
+from livefeed.errors import TooManySubscriptions, Unavailable
+from livefeed.events import Event, EventId, subscribed_frame
+from livefeed.hub import Hub, is_after
+from livefeed.storage.eventlog import GONE, EventLog
+
+logger = logging.getLogger("livefeed.subscription")
+
+# What a writer sends: an event, or a control frame already encoded.
+Outgoing = Event | str
+
+
+@dataclass(slots=True, eq=False)
+class _Follow:
+    # Live events wait here while the topic's missed events are replayed.
+    buffer: list[Event] | None = field(default_factory=list)
+
+
+class Subscription:
+    """One reader's view of the live feed."""
+
+    def __init__(self, hub: Hub, log: EventLog, queue_size: int = limits.SEND_QUEUE_MAX) -> None:
+        self._hub = hub
+        self._log = log
+        self._follows: dict[str, _Follow] = {}
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(queue_size)
+        self.overflowed = asyncio.Event()
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._follows)
+
+    async def subscribe(self, topic: str, since: str | None) -> None:
+        """Follow ``topic``: replay what came after ``since``, then ``subscribed``, then live.
+
+        Joins the live topic first and buffers it while reading the history, then merges by
+        id, so an event published during the replay arrives exactly once.
+        """
+        if topic in self._follows:
+            self.unsubscribe(topic)
+        if len(self._follows) >= limits.SUBSCRIPTIONS_MAX:
+            raise TooManySubscriptions(f"at most {limits.SUBSCRIPTIONS_MAX} topics per connection")
+        follow = self._follows[topic] = _Follow()
+        try:
+            await asyncio.wait_for(self._hub.join(topic, self), limits.REDIS_CALL_TIMEOUT)
+            missed, recovered, last = await self._missed(topic, since)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._forget(topic, follow)
+            raise Unavailable(f"cannot subscribe to {topic} right now, try again") from exc
+        except BaseException:
+            self._forget(topic, follow)
+            raise
+        if self._follows.get(topic) is not follow:
+            return  # unsubscribed while replaying
+        for event in missed:
+            self._put(event)
+        for event in follow.buffer or ():
+            if last is None or is_after(event.id, last):
+                self._put(event)
+        follow.buffer = None
+        self._put(subscribed_frame(topic, recovered=recovered))
+
+    async def _missed(
+        self, topic: str, since: str | None
+    ) -> tuple[list[Event], bool, EventId | None]:
+        """Events after ``since``, whether they are complete, and the last id they reach."""
+        if since is None:
+            return [], True, None
+        since_id = EventId.parse(since)
+        result = GONE if since_id is None else await self._log.read_since(topic, since_id)
+        if result is GONE:
+            return [], False, None
+        return result, True, result[-1].id if result else since_id
+
+    def unsubscribe(self, topic: str) -> bool:
+        """Stop following ``topic``; False if it was not followed."""
+        follow = self._follows.get(topic)
+        if follow is None:
+            return False
+        self._forget(topic, follow)
+        return True
+
+    def _forget(self, topic: str, follow: _Follow) -> None:
+        if self._follows.get(topic) is follow:
+            del self._follows[topic]
+            self._hub.leave(topic, self)
+
+    def close(self) -> None:
+        """Leave every topic; the reader is gone."""
+        for topic in list(self._follows):
+            self.unsubscribe(topic)
+
+    def send(self, frame: str) -> None:
+        """Queue a control frame (pong, error, unsubscribed) behind the events."""
+        self._put(frame)
+
+    async def next(self) -> Outgoing:
+        return await self._queue.get()
+
+    # -- called by the hub ----------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        follow = self._follows.get(event.topic)
+        if follow is None:
+            return
+        if follow.buffer is not None:
+            follow.buffer.append(event)
+        else:
+            self._put(event)
+
+    def lost(self, topic: str) -> None:
+        """The hub could not replay a gap: the reader must refetch this topic."""
+        if topic in self._follows:
+            self._put(subscribed_frame(topic, recovered=False))
+
+    def _put(self, item: Outgoing) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            logger.info("reader too slow (%d frames queued): disconnecting", self._queue.qsize())
+            self.overflowed.set()
+            self.close()

@@ -1,0 +1,160 @@
+"""``/events``: Server-Sent Events over the same Subscription as the WebSocket.
+
+Each record's ``id:`` is a cursor holding the last event id of every topic of the stream,
+so a browser's EventSource that reconnects with ``Last-Event-ID`` resumes all of them.
+The stream, a heartbeat, the client's disconnect, a too-slow reader and server shutdown
+are raced in one place; whichever comes first ends the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from livefeed import errors, limits
+from livefeed.errors import LivefeedError
+from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
+from livefeed.readers import SSE, Readers
+from livefeed.storage.eventlog import EventLog
+from livefeed.subscription import Subscription
+
+HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+    "Connection": "keep-alive",
+}
+
+
+_RETRY = {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(errors.LivefeedError(message, code=code).to_json(), status_code=status)
+
+
+async def events_endpoint(request: Request) -> Response:
+    topics = request.query_params.getlist("topic")
+    if not topics:
+        return _error(400, errors.UNKNOWN_TOPIC, "give at least one ?topic=")
+    if len(topics) > limits.SSE_TOPICS_MAX:
+        return _error(400, errors.TOO_MANY_SUBSCRIPTIONS, f"at most {limits.SSE_TOPICS_MAX} topics")
+    for topic in topics:
+        if not is_topic(topic):
+            return _error(400, errors.UNKNOWN_TOPIC, f"unknown topic {topic[:100]!r}")
+    cursor = request.headers.get("last-event-id") or request.query_params.get("since")
+    positions: dict[str, str] | None = {}
+    if cursor:
+        positions = decode_cursor(cursor)
+    readers: Readers = request.app.state.readers
+    if readers.going_away.is_set():
+        return _error(503, errors.UNAVAILABLE, "server is restarting, reconnect")
+    log: EventLog = request.app.state.log
+    subscription = Subscription(request.app.state.hub, log)
+    known: dict[str, str] = {}
+    try:
+        for topic in dict.fromkeys(topics):
+            # A cursor we cannot read resumes nothing: every topic answers recovered: false.
+            since = "-" if positions is None else positions.get(topic)
+            if since is None:
+                # Start the cursor at the topic's position, so a reconnect resumes this
+                # topic too, even if nothing happened in it before the connection dropped.
+                since = str(await log.position(topic))
+            known[topic] = since
+            await subscription.subscribe(topic, since)
+    except (RedisError, OSError):
+        subscription.close()
+        exc = errors.Unavailable()
+        return JSONResponse(exc.to_json(), status_code=503, headers=_RETRY)
+    except LivefeedError as exc:
+        subscription.close()
+        return JSONResponse(
+            exc.to_json(), exc.status, headers=_RETRY if exc.status == 503 else None
+        )
+    except BaseException:
+        subscription.close()
+        raise
+    return EventStream(subscription, readers, known)
+
+
+def _record(event_type: str, cursor: str | None, data: str) -> bytes:
+    lines = [f"event: {event_type}"]
+    if cursor is not None:
+        lines.append(f"id: {cursor}")
+    # Frames are compact JSON without raw newlines, but split anyway to keep SSE framing safe.
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+class EventStream(Response):
+    """The streaming response of one SSE reader."""
+
+    def __init__(
+        self, subscription: Subscription, readers: Readers, positions: dict[str, str]
+    ) -> None:
+        super().__init__(headers=HEADERS)
+        self._subscription = subscription
+        self._readers = readers
+        self._positions = positions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscription = self._subscription
+        with self._readers.connected(SSE):
+            try:
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                # Sent at once so proxies and browsers see the stream open immediately.
+                await send(
+                    {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
+                )
+                tasks = {
+                    asyncio.create_task(self._stream(send)),
+                    asyncio.create_task(_until_disconnect(receive)),
+                    asyncio.create_task(subscription.overflowed.wait()),
+                    asyncio.create_task(self._readers.going_away.wait()),
+                }
+                try:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    for task in tasks:
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await task
+            finally:
+                subscription.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    send({"type": "http.response.body", "body": b"", "more_body": False}), 1.0
+                )
+
+    async def _stream(self, send: Send) -> None:
+        while True:
+            try:
+                item = await asyncio.wait_for(
+                    self._subscription.next(), limits.SSE_HEARTBEAT_INTERVAL
+                )
+            except TimeoutError:
+                await send(
+                    {"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True}
+                )
+                continue
+            if isinstance(item, Event):
+                self._positions[item.topic] = str(item.id)
+                body = _record(item.type, encode_cursor(self._positions), item.frame)
+            else:
+                control = json.loads(item)
+                body = _record(control["type"], encode_cursor(self._positions), item)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
