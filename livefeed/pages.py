@@ -1,0 +1,342 @@
+"""The reader's HTML pages: the front page, article pages, the no-JavaScript comment form.
+
+Every page embeds, next to what it shows, the position of each topic it shows (taken
+atomically with the list, or before the object it describes) so the live client can
+subscribe with ``since`` and miss nothing published between render and connect. The
+embedding is a JSON data block, never an inline script: the Content-Security-Policy
+forbids those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from livefeed import events, limits, models, paths
+from livefeed.errors import (
+    InvalidInput,
+    LivefeedError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+)
+from livefeed.http import client_address
+
+if TYPE_CHECKING:
+    from livefeed.storage.content import Content
+
+ARTICLE_BRIEFS = 10  # the "Read next" column
+FRONT_BRIEFS = 20
+ARTICLE_COMMENTS = 50
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Pages embed live positions: revalidate rather than show a stale one.
+    "Cache-Control": "no-cache",
+}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _moment(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def clock(iso: str) -> str:
+    """``14:11 UTC`` for today, ``9 May 14:11 UTC`` otherwise; the client shows local time."""
+    moment = _moment(iso)
+    if moment.date() == datetime.now(UTC).date():
+        return f"{moment:%H:%M} UTC"
+    return f"{moment.day} {moment:%b %H:%M} UTC"
+
+
+def long_datetime(iso: str) -> str:
+    moment = _moment(iso)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths.TEMPLATES_DIR),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clock"] = clock
+    env.filters["datetime"] = long_datetime
+    env.globals["asset_url"] = paths.asset_url
+    env.globals["limits"] = limits
+    return env
+
+
+_ENV = _environment()
+
+
+def render(
+    template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> HTMLResponse:
+    """A page, with the security headers every page carries."""
+    context.setdefault("live", None)
+    html = _ENV.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def not_found_page(request: Request) -> Response:
+    """The HTML 404 page (the app uses it for unknown paths that are not API calls)."""
+    return render("404.html", status=404)
+
+
+def error_page(error: LivefeedError) -> Response:
+    headers = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, Unavailable):
+        headers["Retry-After"] = str(limits.RETRY_AFTER_REDIS_DOWN)
+    heading = {
+        400: "Bad request",
+        403: "Not allowed",
+        413: "Too large",
+        415: "Unsupported form",
+        422: "Invalid request",
+        429: "Too many requests",
+        503: "Temporarily unavailable",
+    }.get(error.status, "Something went wrong")
+    return render(
+        "error.html", status=error.status, headers=headers, heading=heading, message=error.message
+    )
+
+
+def _page(handler: Handler) -> Handler:
+    """Turn the errors a page can meet into HTML pages instead of JSON."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except NotFound:
+            return not_found_page(request)
+        except LivefeedError as exc:
+            return error_page(exc)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def _content(request: Request) -> Content:
+    return request.app.state.content  # type: ignore[no-any-return]
+
+
+def _query_id(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not models.is_id(value):
+        raise InvalidInput(f"{name} must be a listed id")
+    return value
+
+
+# -- the front page -------------------------------------------------------------------------
+
+
+@_page
+async def front_page(request: Request) -> Response:
+    """The latest briefs, newest first; ``?before=<id>`` pages through older ones."""
+    before = _query_id(request, "before")
+    listing = await _content(request).list_briefs(limit=FRONT_BRIEFS + 1, before=before)
+    briefs = listing.items[:FRONT_BRIEFS]
+    more = briefs[-1].id if len(listing.items) > FRONT_BRIEFS else None
+    live = None
+    if before is None:  # an archive page stays still; only the latest briefs are live
+        positions = {events.BRIEFS: listing.last_event_id}
+        live = {
+            "page": "front",
+            "positions": positions,
+            "cursor": events.encode_cursor(positions),
+            "briefsLimit": 0,
+        }
+    return render(
+        "front.html",
+        page_kind="front",
+        briefs=briefs,
+        more_before=more,
+        archive=before is not None,
+        live=live,
+        heading="Earlier news" if before else "Latest news",
+    )
+
+
+# -- the article page -----------------------------------------------------------------------
+
+
+async def _article_context(request: Request, slug: str) -> dict[str, Any]:
+    content = _content(request)
+    if not models.is_slug(slug):
+        raise NotFound(f"no article {slug!r}")
+    # The position is read before the article, so an update in between is replayed, not lost.
+    article_position = await content.position(events.article_topic(slug))
+    article = await content.get_article(slug)
+    if article is None:
+        raise NotFound(f"no article {slug!r}")
+    before = _query_id(request, "comments_before")
+    briefs, comments = await asyncio.gather(
+        content.list_briefs(limit=ARTICLE_BRIEFS),
+        content.list_comments(slug, limit=ARTICLE_COMMENTS + 1, before=before),
+    )
+    shown = list(reversed(comments.items[:ARTICLE_COMMENTS]))  # oldest first, new ones append
+    more = len(comments.items) > ARTICLE_COMMENTS
+    positions = {
+        events.BRIEFS: briefs.last_event_id,
+        events.comments_topic(slug): comments.last_event_id,
+        events.article_topic(slug): article_position,
+    }
+    live = {
+        "page": "article",
+        "slug": slug,
+        "positions": positions,
+        "cursor": events.encode_cursor(positions),
+        "briefsLimit": ARTICLE_BRIEFS,
+        "commentsMore": more,
+    }
+    return {
+        "page_kind": "article",
+        "article": article,
+        "briefs": briefs.items,
+        "briefs_limit": ARTICLE_BRIEFS,
+        "comments": shown,
+        "comments_more": more,
+        "comment_count_text": comment_count_text(len(shown), more=more),
+        "live": live,
+        "form": {"author": "", "text": ""},
+        "form_error": None,
+    }
+
+
+def comment_count_text(count: int, *, more: bool = False) -> str:
+    """What the comment counter says; the client writes the same words."""
+    if more:
+        return f"Latest {count} comments"
+    return "1 comment" if count == 1 else f"{count} comments"
+
+
+@_page
+async def article_page(request: Request) -> Response:
+    """The article, its live "Read next" column, its live comments and the comment form."""
+    context = await _article_context(request, request.path_params["slug"])
+    return render("article.html", **context)
+
+
+# -- the comment form without JavaScript ----------------------------------------------------
+
+
+def _is_same_origin(request: Request) -> bool:
+    """Browsers send Origin on form posts; refuse ones from sites we do not trust."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or a very old one: nothing to protect
+    settings = getattr(request.app.state, "settings", None)
+    if origin.rstrip("/") in getattr(settings, "allowed_origins", ()):
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def _read_form(request: Request) -> dict[str, list[str]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise LivefeedError("the form must be sent as application/x-www-form-urlencoded")
+    declared = request.headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > limits.HTTP_BODY_MAX:
+        raise PayloadTooLarge(f"the form is larger than {limits.HTTP_BODY_MAX} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.HTTP_BODY_MAX:
+            raise PayloadTooLarge(f"the form is larger than {limits.HTTP_BODY_MAX} bytes")
+    try:
+        return parse_qs(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=16, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise LivefeedError("the form could not be read") from None
+
+
+@_page
+async def post_comment_form(request: Request) -> Response:
+    """Post a comment from the plain HTML form, then go back to the article (303)."""
+    slug = request.path_params["slug"]
+    if not models.is_slug(slug):
+        raise NotFound(f"no article {slug!r}")
+    if not _is_same_origin(request):
+        error = LivefeedError("comments can only be posted from this site")
+        error.status = 403
+        return error_page(error)
+    fields = await _read_form(request)
+    form = {name: (fields.get(name) or [""])[0] for name in ("author", "text")}
+    try:
+        comment = await _content(request).post_comment(slug, form, client_address(request))
+    except (InvalidInput, RateLimited) as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+        context = await _article_context(request, slug)
+        context.update(form=form, form_error=exc.message)
+        return render("article.html", status=exc.status, headers=headers, **context)
+    return RedirectResponse(f"/articles/{slug}#comment-{comment.id}", status_code=303)
+
+
+async def comment_form_get(request: Request) -> Response:
+    """Reloading the address a failed form post left in the URL bar leads back to the article."""
+    slug = request.path_params["slug"]
+    if not models.is_slug(slug):
+        return not_found_page(request)
+    return RedirectResponse(f"/articles/{slug}#comments", status_code=303)
+
+
+# -- static files ---------------------------------------------------------------------------
+
+
+class Assets(StaticFiles):
+    """Static files: forever-cacheable under a content-hash URL, revalidated otherwise."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            # Modules imported by main.js have plain URLs: revalidate them by ETag.
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def routes() -> list[BaseRoute]:
+    """The page routes and the static files, for ``create_app`` to mount."""
+    for name in ("livefeed.css", "live/main.js"):
+        paths.asset_version(name)  # hash once, at startup
+    return [
+        Route("/", front_page, name="front_page"),
+        Route("/articles/{slug}", article_page, name="article_page"),
+        Route(
+            "/articles/{slug}/comments",
+            post_comment_form,
+            methods=["POST"],
+            name="post_comment_form",
+        ),
+        Route("/articles/{slug}/comments", comment_form_get, methods=["GET"]),
+        Mount("/static", app=Assets(directory=paths.STATIC_DIR), name="static"),
+    ]
