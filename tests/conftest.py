@@ -1,0 +1,249 @@
+"""Fixtures that start real things: a redis-server on a free port, livefeed under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from livefeed.app import create_app
+from livefeed.server import Server, server_config
+from livefeed.settings import Rate, Settings
+from tests.helpers import TIMEOUT, free_port, wait_for
+
+TOKEN = "test-editor-token"
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server process, stopped by PID."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    appendonly: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("redis-server") or shutil.which("valkey-server")
+        if binary is None:
+            raise RuntimeError("tests need redis-server (or valkey-server) on PATH")
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+        ]
+        args += ["--save", "", "--daemonize", "no", "--loglevel", "warning"]
+        args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not start: {self.process.stderr}"
+                    ) from None
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so tests share one Redis without flushing it."""
+    return f"t{secrets.token_hex(4)}:"
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, prefix: str) -> Settings:
+    return Settings(
+        port=0,
+        redis_url=redis_server.url,
+        redis_prefix=prefix,
+        editor_token=TOKEN,
+        comment_rate=Rate(1000, 60),
+    )
+
+
+class LiveServer:
+    """livefeed under a real uvicorn on a free loopback port, in the test's event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.token = settings.editor_token or ""
+        self.app: Any = None
+        self._server: Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def start(self) -> None:
+        self.app = create_app(self.settings)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        config = server_config(self.app, "127.0.0.1", self.port, log_level="warning")
+        self._server = server = Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        await wait_for(lambda: server.started or self._task.done(), what="uvicorn to start")
+        if self._task.done():
+            self._task.result()
+            raise RuntimeError("uvicorn exited during startup")
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, 20)
+        self._server = self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=TIMEOUT)
+
+
+@pytest.fixture
+async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    server = LiveServer(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def api(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with live_server.client() as client:
+        yield client
+
+
+class LivefeedProcess:
+    """``python -m livefeed serve`` as a separate process; its output goes into failures."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "livefeed", "serve", "--port", str(self.port), *args]
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=log)
+        log.close()
+
+        async def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"livefeed exited early:\n{self.output}")
+            try:
+                async with httpx.AsyncClient(timeout=1) as client:
+                    return (await client.get(self.url + "/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            await wait_for(ready, timeout=30, what="livefeed to be ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- livefeed output ---\n{self.output}") from None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+
+@pytest.fixture
+def livefeed_process(tmp_path: Path) -> Iterator[Any]:
+    """A factory: ``await livefeed_process(args, env)`` starts one; all are stopped at the end."""
+    started: list[LivefeedProcess] = []
+
+    async def start(
+        args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> LivefeedProcess:
+        proc = LivefeedProcess(args or [], env or {}, tmp_path / f"livefeed-{len(started)}.log")
+        started.append(proc)
+        await proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(Exception):
+            proc.stop()
