@@ -27,11 +27,10 @@ from livefeed.errors import (
     InvalidInput,
     LivefeedError,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
     Unavailable,
 )
-from livefeed.http import client_address
+from livefeed.http import client_address, read_body
 
 if TYPE_CHECKING:
     from livefeed.storage.content import Content
@@ -99,7 +98,7 @@ def render(
     return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
-def not_found_page(request: Request) -> Response:
+async def not_found_page(request: Request) -> Response:
     """The HTML 404 page (the app uses it for unknown paths that are not API calls)."""
     return render("404.html", status=404)
 
@@ -131,7 +130,7 @@ def _page(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except NotFound:
-            return not_found_page(request)
+            return await not_found_page(request)
         except LivefeedError as exc:
             return error_page(exc)
 
@@ -261,14 +260,7 @@ async def _read_form(request: Request) -> dict[str, list[str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise LivefeedError("the form must be sent as application/x-www-form-urlencoded")
-    declared = request.headers.get("content-length", "0")
-    if declared.isdigit() and int(declared) > limits.HTTP_BODY_MAX:
-        raise PayloadTooLarge(f"the form is larger than {limits.HTTP_BODY_MAX} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limits.HTTP_BODY_MAX:
-            raise PayloadTooLarge(f"the form is larger than {limits.HTTP_BODY_MAX} bytes")
+    body = await read_body(request)
     try:
         return parse_qs(
             body.decode("utf-8"), keep_blank_values=True, max_num_fields=16, errors="strict"
@@ -303,7 +295,7 @@ async def comment_form_get(request: Request) -> Response:
     """Reloading the address a failed form post left in the URL bar leads back to the article."""
     slug = request.path_params["slug"]
     if not models.is_slug(slug):
-        return not_found_page(request)
+        return await not_found_page(request)
     return RedirectResponse(f"/articles/{slug}#comments", status_code=303)
 
 
