@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -88,6 +89,9 @@ def serve(settings: Settings) -> int:
                 create_app(settings), settings.host, settings.port, log_level=settings.log_level
             )
         )
+        # uvicorn re-raises SIGTERM once it has shut down; end through `finally` instead, so
+        # the embedded Redis is stopped cleanly too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         server.run()
         return 0 if server.started else 1
     except EmbeddedRedisError as exc:
@@ -96,6 +100,10 @@ def serve(settings: Settings) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _without_password(url: str) -> str:

@@ -1,0 +1,86 @@
+"""The hub survives its pub/sub connection dropping: readers miss nothing, get nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+import websockets
+
+from livefeed.hub import Hub
+from tests.conftest import LiveServer, RedisServer
+from tests.helpers import auth, recv_json, subscribe, wait_for
+
+
+async def test_readers_miss_nothing_when_the_pubsub_connection_is_killed(
+    live_server: LiveServer, redis_server: RedisServer, api
+) -> None:
+    hub: Hub = live_server.app.state.hub
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        async with websockets.connect(live_server.ws_url) as ws:
+            await subscribe(ws, "briefs")
+            published = []
+            for round_ in range(3):
+                before = hub.reconnects
+                await admin.client_kill_filter(_type="pubsub")
+                # Publish at once, while the hub is still finding out and reconnecting.
+                for i in range(5):
+                    response = await api.post(
+                        "/api/briefs",
+                        json={"text": f"r{round_} b{i}"},
+                        headers=auth(live_server.token),
+                    )
+                    published.append(response.json()["id"])
+                await wait_for(lambda b=before: hub.reconnects > b, what="the hub to reconnect")
+            received = []
+            while len(received) < len(published):
+                received.append((await recv_json(ws))["data"]["id"])
+            assert received == published
+            # Nothing is delivered twice, even after the replays.
+            await api.post("/api/briefs", json={"text": "after"}, headers=auth(live_server.token))
+            assert (await recv_json(ws))["data"]["text"] == "after"
+    finally:
+        await admin.aclose()
+
+
+async def test_readyz_reports_pubsub_while_disconnected(
+    live_server: LiveServer, redis_server: RedisServer, api
+) -> None:
+    assert (await api.get("/readyz")).status_code == 200
+    hub: Hub = live_server.app.state.hub
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        before = hub.reconnects
+        await admin.client_kill_filter(_type="pubsub")
+        await wait_for(lambda: hub.reconnects > before, what="the hub to notice")
+        await wait_for(lambda: hub.is_connected, what="the hub to reconnect")
+        assert (await api.get("/readyz")).status_code == 200
+    finally:
+        await admin.aclose()
+
+
+async def test_one_subscription_per_topic_however_many_readers(
+    live_server: LiveServer, redis_server: RedisServer
+) -> None:
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    channel = f"{live_server.settings.redis_prefix}{{briefs}}:live"
+    clients = [await websockets.connect(live_server.ws_url) for _ in range(5)]
+    try:
+        await asyncio.gather(*(subscribe(ws, "briefs") for ws in clients))
+        counts = dict(await admin.pubsub_numsub(channel))
+        assert counts[channel] == 1
+        for ws in clients:
+            await ws.close()
+        await wait_for(
+            lambda: not live_server.app.state.hub.topics(), what="the topic to be dropped"
+        )
+
+        async def unsubscribed() -> bool:
+            return dict(await admin.pubsub_numsub(channel))[channel] == 0
+
+        await wait_for(unsubscribed, what="the channel to be unsubscribed")
+    finally:
+        for ws in clients:
+            await ws.close()
+        await admin.aclose()

@@ -1,0 +1,107 @@
+"""Whole livefeed processes: two on one Redis act as one; data survives restarts of both."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import websockets
+
+from tests.conftest import RedisServer
+from tests.helpers import auth, recv_json, subscribe, wait_for
+
+TOKEN = "process-token"
+
+
+async def test_an_event_published_through_one_process_reaches_a_reader_of_another(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    env = {
+        "LIVEFEED_REDIS_URL": redis_server.url,
+        "LIVEFEED_REDIS_PREFIX": prefix,
+        "LIVEFEED_EDITOR_TOKEN": TOKEN,
+    }
+    first = await livefeed_process(env=env)
+    second = await livefeed_process(env=env)
+    ws_url = second.url.replace("http", "ws") + "/ws"
+    async with websockets.connect(ws_url) as ws, httpx.AsyncClient(base_url=first.url) as api:
+        await subscribe(ws, "briefs")
+        response = await api.post(
+            "/api/briefs", json={"text": "via the first"}, headers=auth(TOKEN)
+        )
+        assert response.status_code == 201
+        event = await recv_json(ws)
+        assert event["type"] == "brief.published"
+        assert event["data"]["id"] == response.json()["id"]
+
+
+def _redis_pid(data_dir: Path) -> int:
+    return int(json.loads((data_dir / "livefeed-redis.json").read_text())["pid"])
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return state != "Z"
+
+
+async def test_data_survives_a_restart_of_livefeed_and_its_embedded_redis(
+    livefeed_process, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {"LIVEFEED_EDITOR_TOKEN": TOKEN, "LIVEFEED_REDIS_URL": ""}
+    server = await livefeed_process(["--data-dir", str(data_dir), "--demo"], env)
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        brief = (await api.post("/api/briefs", json={"text": "Kept"}, headers=auth(TOKEN))).json()
+        slug = "xi-putin-moscow-talks"
+        comment = await api.post(
+            f"/api/articles/{slug}/comments", json={"author": "Ann", "text": "Hi"}
+        )
+        assert comment.status_code == 201
+        position = (await api.get("/api/briefs")).json()["last_event_id"]
+    redis_pid = _redis_pid(data_dir)
+    assert server.stop(signal.SIGTERM) == 0, server.output
+    await wait_for(lambda: not _running(redis_pid), what="the embedded Redis to stop with livefeed")
+
+    again = await livefeed_process(["--data-dir", str(data_dir), "--demo"], env)
+    async with httpx.AsyncClient(base_url=again.url) as api:
+        briefs = (await api.get("/api/briefs")).json()
+        assert briefs["items"][0]["id"] == brief["id"]
+        assert len(briefs["items"]) == 6  # the demo's five were not loaded twice
+        comments = (await api.get(f"/api/articles/{slug}/comments")).json()["items"]
+        assert [c["text"] for c in comments] == ["Hi"]
+        # The event history survived too: a reader resumes from before the restart.
+        published = (
+            await api.post("/api/briefs", json={"text": "New"}, headers=auth(TOKEN))
+        ).json()
+    async with websockets.connect(again.url.replace("http", "ws") + "/ws") as ws:
+        frames = await subscribe(ws, "briefs", since=position)
+        assert [f["data"]["id"] for f in frames[:-1]] == [published["id"]]
+        assert frames[-1]["recovered"] is True
+
+
+async def test_a_stale_embedded_redis_from_a_killed_livefeed_is_reused(
+    livefeed_process, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {"LIVEFEED_EDITOR_TOKEN": TOKEN, "LIVEFEED_REDIS_URL": ""}
+    server = await livefeed_process(["--data-dir", str(data_dir)], env)
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        brief = (
+            await api.post("/api/briefs", json={"text": "Before the crash"}, headers=auth(TOKEN))
+        ).json()
+    redis_pid = _redis_pid(data_dir)
+    server.stop(signal.SIGKILL)
+    assert _running(redis_pid)  # left behind, as after a crash
+    again = await livefeed_process(["--data-dir", str(data_dir)], env)
+    assert _redis_pid(data_dir) == redis_pid
+    async with httpx.AsyncClient(base_url=again.url) as api:
+        assert (await api.get("/api/briefs")).json()["items"][0]["id"] == brief["id"]
+    assert again.stop(signal.SIGTERM) == 0
+    await wait_for(lambda: not _running(redis_pid), what="the reused Redis to stop with livefeed")
