@@ -29,6 +29,7 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 RATE_LIMITED = "rate_limited"
 UNAVAILABLE = "unavailable"
 METHOD_NOT_ALLOWED = "method_not_allowed"
+FORBIDDEN_ORIGIN = "forbidden_origin"
 
 
 class LivefeedError(Exception):

@@ -16,6 +16,21 @@ def client_address(connection: HTTPConnection) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
+def is_allowed_origin(connection: HTTPConnection, allowed: tuple[str, ...]) -> bool:
+    """True for non-browser clients (no Origin), the site's own origin and ``allowed`` ones.
+
+    Refusing foreign origins at the handshake stops cross-site WebSocket hijacking: a page
+    elsewhere cannot open a reader connection in a visitor's browser.
+    """
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/")
+    host = connection.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    return origin in own or origin in allowed
+
+
 async def read_body(request: Request, limit: int = limits.HTTP_BODY_MAX) -> bytes:
     """The request body, or PayloadTooLarge as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length", "")

@@ -132,7 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allowed_origins",
         "",
-        "Comma-separated browser origins allowed besides the site's own. Empty: same origin only.",
+        "Comma-separated browser origins allowed besides the site's own (WebSocket, SSE). "
+        "Empty: same origin only.",
         _origins,
     ),
     Setting(
@@ -144,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "comment_rate",
         "5/minute",
-        "Comments one client address may post (N/second|minute|hour).",
+        "Comments one client address may post: N/second, N/minute or N/hour.",
         Rate.parse,
     ),
     Setting("workers", "1", "Server processes sharing the port.", _positive_int),

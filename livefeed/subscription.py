@@ -89,6 +89,13 @@ class Subscription:
             return [], False, None
         return result, True, result[-1].id if result else since_id
 
+    async def position(self, topic: str) -> str:
+        """The topic's latest event id: where a reader starting now stands."""
+        try:
+            return str(await asyncio.wait_for(self._log.position(topic), limits.REDIS_CALL_TIMEOUT))
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise Unavailable(f"cannot read {topic} right now, try again") from exc
+
     def unsubscribe(self, topic: str) -> bool:
         """Stop following ``topic``; False if it was not followed."""
         follow = self._follows.get(topic)

@@ -277,3 +277,13 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
     finally:
         await slow.close()
         await healthy.close()
+
+
+async def test_a_foreign_origin_is_refused_before_the_upgrade(live_server: LiveServer) -> None:
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        await websockets.connect(live_server.ws_url, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    own = f"http://127.0.0.1:{live_server.port}"
+    async with websockets.connect(live_server.ws_url, origin=own) as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await recv_json(ws) == {"type": "pong"}

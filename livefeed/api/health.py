@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from livefeed import limits
+from livefeed.storage.connect import is_reachable
 
 
 async def healthz(request: Request) -> Response:
@@ -19,11 +16,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = request.app.state
     checks: dict[str, str] = {}
-    try:
-        await asyncio.wait_for(state.redis.ping(), limits.REDIS_CALL_TIMEOUT)
-        checks["redis"] = "ok"
-    except (RedisError, OSError, TimeoutError) as exc:
-        checks["redis"] = f"failing: {type(exc).__name__}"
+    checks["redis"] = "ok" if await is_reachable(state.redis) else "failing: no answer to PING"
     checks["pubsub"] = "ok" if state.hub.is_connected else "failing: not subscribed"
     failing = [name for name, result in checks.items() if result != "ok"]
     if state.readers.going_away.is_set():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from livefeed import limits
 
@@ -34,3 +37,11 @@ def connect_pubsub(url: str) -> Redis:
         socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+async def is_reachable(redis: Redis) -> bool:
+    """True if Redis answers a PING in time."""
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), limits.REDIS_CALL_TIMEOUT))
+    except (RedisError, OSError, TimeoutError):
+        return False

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -20,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 from livefeed import errors, limits
 from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
+from livefeed.http import is_allowed_origin
 from livefeed.readers import SSE, Readers
-from livefeed.storage.eventlog import EventLog
 from livefeed.subscription import Subscription
 
 HEADERS = {
@@ -40,6 +39,8 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def events_endpoint(request: Request) -> Response:
+    if not is_allowed_origin(request, request.app.state.settings.allowed_origins):
+        return _error(403, errors.FORBIDDEN_ORIGIN, "this origin may not open a live stream")
     topics = request.query_params.getlist("topic")
     if not topics:
         return _error(400, errors.UNKNOWN_TOPIC, "give at least one ?topic=")
@@ -55,8 +56,7 @@ async def events_endpoint(request: Request) -> Response:
     readers: Readers = request.app.state.readers
     if readers.going_away.is_set():
         return _error(503, errors.UNAVAILABLE, "server is restarting, reconnect")
-    log: EventLog = request.app.state.log
-    subscription = Subscription(request.app.state.hub, log)
+    subscription = Subscription(request.app.state.hub, request.app.state.log)
     known: dict[str, str] = {}
     try:
         for topic in dict.fromkeys(topics):
@@ -65,13 +65,9 @@ async def events_endpoint(request: Request) -> Response:
             if since is None:
                 # Start the cursor at the topic's position, so a reconnect resumes this
                 # topic too, even if nothing happened in it before the connection dropped.
-                since = str(await log.position(topic))
+                since = await subscription.position(topic)
             known[topic] = since
             await subscription.subscribe(topic, since)
-    except (RedisError, OSError):
-        subscription.close()
-        exc = errors.Unavailable()
-        return JSONResponse(exc.to_json(), status_code=503, headers=_RETRY)
     except LivefeedError as exc:
         subscription.close()
         return JSONResponse(

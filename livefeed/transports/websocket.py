@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from livefeed import errors, limits
 from livefeed.errors import CloseCode, FrameError, LivefeedError
 from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
+from livefeed.http import is_allowed_origin
 from livefeed.hub import Hub
 from livefeed.readers import WS, Readers
 from livefeed.storage.eventlog import EventLog
@@ -37,6 +38,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = state.hub
     log: EventLog = state.log
     readers: Readers = state.readers
+    if not is_allowed_origin(websocket, state.settings.allowed_origins):
+        await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+        return
     if readers.going_away.is_set():
         await websocket.close(CloseCode.GOING_AWAY)
         return
