@@ -156,11 +156,21 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
             await context.close()
 
 
+BRIEFS = '[data-live="briefs"] [data-brief-id]'
+COMMENTS = '[data-live="comments"] [data-comment-id]'
+
+
+async def brief_ids(page: Page) -> list[str]:
+    """The ids of the briefs on the page, top to bottom."""
+    ids: list[str] = await page.eval_on_selector_all(
+        BRIEFS, "items => items.map(item => item.dataset.briefId)"
+    )
+    return ids
+
+
 async def wait_live(page: Page) -> None:
     """Wait until the page's live connection is up and its topics are subscribed."""
-    await expect(page.locator('[data-live="status"]')).to_have_attribute(
-        "data-state", "connected"
-    )
+    await expect(page.locator('[data-live="status"]')).to_have_attribute("data-state", "connected")
 
 
 @dataclass

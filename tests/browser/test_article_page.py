@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.browser.conftest import BRIEFS, COMMENTS, Newsroom, Opener, brief_ids, wait_live
 
 SLUG = "xi-putin-talks"
-BRIEFS = '[data-live="briefs"] [data-brief-id]'
-COMMENTS = '[data-live="comments"] [data-comment-id]'
-
-
-async def brief_ids(page: Any) -> list[str]:
-    ids: list[str] = await page.eval_on_selector_all(BRIEFS, "els => els.map(e => e.dataset.briefId)")
-    return ids
 
 
 async def test_article_page_shows_article_read_next_and_comment_form(
@@ -36,7 +30,7 @@ async def test_article_page_shows_article_read_next_and_comment_form(
     # Times are rewritten to the reader's local HH:MM (the server wrote UTC).
     time = page.locator(f'[data-brief-id="{older["id"]}"] time')
     await expect(time).to_have_attribute("datetime", older["published_at"])
-    await expect(time).to_have_text(__import__("re").compile(r"^(\d+ \w+, )?\d\d:\d\d$"))
+    await expect(time).to_have_text(re.compile(r"^(\d+ \w+, )?\d\d:\d\d$"))
     await expect(page.get_by_text("What is your opinion on this topic?")).to_be_visible()
     await expect(page.locator('[data-live="comment-count"]')).to_have_text(
         "Leave the first comment"
@@ -160,7 +154,9 @@ async def test_new_briefs_wait_behind_a_pill_when_the_list_is_out_of_view(
     first = await newsroom.publish("Already there.")
     # A phone-sized window: the "Read next" column sits below the long article.
     page = (
-        await open_page(f"{live_server.url}/articles/{SLUG}", viewport={"width": 390, "height": 700})
+        await open_page(
+            f"{live_server.url}/articles/{SLUG}", viewport={"width": 390, "height": 700}
+        )
     ).page
     await wait_live(page)
     title = await page.title()

@@ -15,11 +15,9 @@ from livefeed.storage.connect import connect
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.keys import Keys
-from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.browser.conftest import BRIEFS, COMMENTS, Newsroom, Opener, brief_ids, wait_live
 
 SLUG = "xi-putin-talks"
-BRIEFS = '[data-live="briefs"] [data-brief-id]'
-COMMENTS = '[data-live="comments"] [data-comment-id]'
 
 # Replaces the browser's WebSocket with one that never connects, as behind a proxy that
 # strips upgrades: the page must fall back to Server-Sent Events.
@@ -50,11 +48,6 @@ async def newsdesk(settings: Settings) -> AsyncIterator[Content]:
     keys = Keys(settings.redis_prefix)
     yield Content(redis, keys, EventLog(redis, keys, settings.history_size), settings.comment_rate)
     await redis.aclose()
-
-
-async def brief_ids(page: Any) -> list[str]:
-    ids: list[str] = await page.eval_on_selector_all(BRIEFS, "els => els.map(e => e.dataset.briefId)")
-    return ids
 
 
 async def test_after_a_server_restart_every_brief_shows_exactly_once(
@@ -110,9 +103,7 @@ async def test_sse_resumes_after_a_restart(
     live_server: Any, newsroom: Newsroom, newsdesk: Content, open_page: Opener
 ) -> None:
     await newsroom.put_article(SLUG)
-    page = (
-        await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)
-    ).page
+    page = (await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)).page
     await wait_live(page)
     first = await newsroom.publish("Over SSE, before.")
     await expect(page.locator(BRIEFS)).to_have_count(1)
