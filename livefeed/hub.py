@@ -191,7 +191,7 @@ class Hub:
                 backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(Exception):
                     await redis.aclose()
 

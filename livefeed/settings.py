@@ -183,8 +183,9 @@ class Settings:
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = env.get(setting.env, setting.default)
-            if overrides and overrides.get(setting.name) is not None:
-                raw = overrides[setting.name]
+            override = overrides.get(setting.name) if overrides else None
+            if override is not None:
+                raw = override
             try:
                 values[setting.name] = setting.parse(str(raw))
             except ValueError as exc:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -66,7 +67,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, _close_code(tasks[first], first))
 
 
-def _close_code(reason: str, task: asyncio.Task[None]) -> CloseCode | None:
+def _close_code(reason: str, task: asyncio.Task[Any]) -> CloseCode | None:
     if reason == "slow":
         return CloseCode.TRY_AGAIN_LATER
     if reason == "away":
