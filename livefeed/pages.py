@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,11 +59,11 @@ def _moment(iso: str) -> datetime:
 
 
 def clock(iso: str) -> str:
-    """``14:11 UTC`` for today, ``9 May 14:11 UTC`` otherwise; the client shows local time."""
+    """``14:11 UTC`` for the last 24 hours, ``9 May`` before; the client shows local time."""
     moment = _moment(iso)
-    if moment.date() == datetime.now(UTC).date():
+    if abs(datetime.now(UTC) - moment) < timedelta(days=1):
         return f"{moment:%H:%M} UTC"
-    return f"{moment.day} {moment:%b %H:%M} UTC"
+    return f"{moment.day} {moment:%b}"
 
 
 def long_datetime(iso: str) -> str:

@@ -3,20 +3,17 @@
 
 const pad = (n) => String(n).padStart(2, "0");
 
-function sameDay(a, b) {
-  return (
-    a.getFullYear() === b.getFullYear() &&
-    a.getMonth() === b.getMonth() &&
-    a.getDate() === b.getDate()
-  );
-}
+const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** `14:11` in the reader's time zone today, `9 May, 14:11` on other days. */
+/**
+ * `14:11` in the reader's time zone for the last 24 hours (a live feed's time of day),
+ * `9 May` for anything older; the full date and time are in the element's title.
+ */
 export function formatClock(date, now = new Date()) {
-  const clock = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
-  if (sameDay(date, now)) return clock;
-  const day = date.toLocaleDateString(undefined, { day: "numeric", month: "short" });
-  return `${day}, ${clock}`;
+  if (Math.abs(now.getTime() - date.getTime()) < DAY_MS) {
+    return `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  }
+  return date.toLocaleDateString(undefined, { day: "numeric", month: "short" });
 }
 
 export function formatDateTime(date) {
