@@ -20,7 +20,14 @@ import pytest
 from tests.helpers import FACTOR, TIMEOUT, auth
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        Page,
+        ViewportSize,
+        async_playwright,
+        expect,
+    )
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None  # type: ignore[assignment]
 
@@ -114,7 +121,7 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
         *,
         js: bool = True,
         init_script: str | None = None,
-        viewport: dict[str, int] | None = None,
+        viewport: ViewportSize | None = None,
     ) -> Watched:
         context = await browser.new_context(
             java_script_enabled=js, viewport=viewport or {"width": 1280, "height": 900}
