@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import jinja2
 from starlette.requests import Request
@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from livefeed import events, limits, models, paths
+from livefeed import errors, events, limits, models, paths
 from livefeed.errors import (
     InvalidInput,
     LivefeedError,
@@ -30,7 +30,7 @@ from livefeed.errors import (
     RateLimited,
     Unavailable,
 )
-from livefeed.http import client_address, read_body
+from livefeed.http import client_address, is_allowed_origin, read_body
 
 if TYPE_CHECKING:
     from livefeed.storage.content import Content
@@ -245,15 +245,10 @@ async def article_page(request: Request) -> Response:
 # -- the comment form without JavaScript ----------------------------------------------------
 
 
-def _is_same_origin(request: Request) -> bool:
+def _is_allowed_origin(request: Request) -> bool:
     """Browsers send Origin on form posts; refuse ones from sites we do not trust."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser, or a very old one: nothing to protect
     settings = getattr(request.app.state, "settings", None)
-    if origin.rstrip("/") in getattr(settings, "allowed_origins", ()):
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host")
+    return is_allowed_origin(request, getattr(settings, "allowed_origins", ()))
 
 
 async def _read_form(request: Request) -> dict[str, list[str]]:
@@ -275,8 +270,10 @@ async def post_comment_form(request: Request) -> Response:
     slug = request.path_params["slug"]
     if not models.is_slug(slug):
         raise NotFound(f"no article {slug!r}")
-    if not _is_same_origin(request):
-        error = LivefeedError("comments can only be posted from this site")
+    if not _is_allowed_origin(request):
+        error = LivefeedError(
+            "comments can only be posted from this site", code=errors.FORBIDDEN_ORIGIN
+        )
         error.status = 403
         return error_page(error)
     fields = await _read_form(request)
