@@ -19,11 +19,13 @@ from livefeed.api import articles, briefs, health
 from livefeed.demo import load_demo
 from livefeed.errors import LivefeedError
 from livefeed.hub import Hub
+from livefeed.ingest import Ingest
 from livefeed.readers import Readers
 from livefeed.settings import Settings
 from livefeed.storage.connect import connect, connect_pubsub
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
+from livefeed.storage.inbox import Inbox, consumer_name
 from livefeed.storage.keys import Keys
 from livefeed.transports.sse import events_endpoint
 from livefeed.transports.websocket import websocket_endpoint
@@ -87,19 +89,25 @@ def create_app(settings: Settings) -> Starlette:
         log = EventLog(redis, keys, settings.history_size)
         content = Content(redis, keys, log, settings.comment_rate)
         hub = Hub(lambda: connect_pubsub(redis_url), log, keys)
+        raw_redis = connect(redis_url, decode=False)
+        ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content)
+        await hub.listen(keys.ingest(), ingest.on_message)
         state: Any = app.state
         state.settings, state.redis, state.keys = settings, redis, keys
-        state.log, state.content, state.hub = log, content, hub
+        state.log, state.content, state.hub, state.ingest = log, content, hub, ingest
         state.readers = Readers()
         try:
             await hub.start()
             if settings.demo:
                 added = await load_demo(content)
                 logger.info("demo content loaded (%d new briefs)", added)
+            ingest.start()
             yield
         finally:
             await state.readers.drain(limits.SHUTDOWN_GRACE)
+            await ingest.stop()
             await hub.stop()
+            await raw_redis.aclose()
             await redis.aclose()
 
     routes: list[BaseRoute] = [

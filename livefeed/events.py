@@ -117,6 +117,8 @@ class Event:
         """Parse a frame produced by ``frame_parts``; raises ValueError if it is not one."""
         text = frame.decode() if isinstance(frame, bytes) else frame
         obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError(f"not an event frame: {text[:120]!r}")
         event_id = EventId.parse(obj.get("id"))
         valid = event_id is not None and is_topic(obj.get("topic"))
         if not valid or not isinstance(obj.get("type"), str):

@@ -70,6 +70,7 @@ class Hub:
         self._log = log
         self._keys = keys
         self._topics: dict[str, _Topic] = {}
+        self._channels: dict[str, Callable[[bytes], None]] = {}
         self._pubsub: PubSub | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -112,6 +113,15 @@ class Hub:
             if not topic.ready.done():
                 topic.ready.cancel()
         self._topics.clear()
+
+    async def listen(self, channel: str, callback: Callable[[bytes], None]) -> None:
+        """Also pass every message of a plain channel (not a topic) to ``callback``.
+
+        The callback runs on the event loop and must not block; it gets the raw bytes.
+        """
+        self._channels[channel] = callback
+        if self._pubsub is not None:
+            await self._pubsub.subscribe(channel)
 
     async def join(self, name: str, listener: Listener) -> None:
         """Start delivering ``name``'s events to ``listener``; returns once the topic is live."""
@@ -167,7 +177,7 @@ class Hub:
             redis = self._connect()
             pubsub = redis.pubsub()
             try:
-                await pubsub.subscribe(self._own_channel)
+                await pubsub.subscribe(self._own_channel, *self._channels)
                 for name in list(self._topics):
                     await pubsub.subscribe(self._keys.channel(name))
                 self._pubsub = pubsub
@@ -197,8 +207,14 @@ class Hub:
 
     def _on_message(self, message: dict[str, object]) -> None:
         kind = message.get("type")
-        channel = message.get("channel")
-        if not isinstance(channel, str):
+        raw_channel, data = message.get("channel"), message.get("data")
+        if not isinstance(raw_channel, bytes):
+            return
+        channel = raw_channel.decode("utf-8", "replace")
+        callback = self._channels.get(channel)
+        if callback is not None:
+            if kind == "message" and isinstance(data, bytes):
+                callback(data)
             return
         name = self._keys.topic_of_channel(channel)
         topic = self._topics.get(name) if name is not None else None
@@ -213,9 +229,9 @@ class Hub:
             if topic.replay is None:
                 topic.replay = asyncio.ensure_future(self._replay(name, topic))
                 self._track(topic.replay)
-        elif kind == "message":
+        elif kind == "message" and isinstance(data, bytes):
             try:
-                event = Event.from_frame(message["data"])  # type: ignore[arg-type]
+                event = Event.from_frame(data)
             except (ValueError, TypeError) as exc:
                 logger.error("dropped a malformed message on %s: %s", channel, exc)
                 return

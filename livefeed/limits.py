@@ -42,6 +42,18 @@ PUBSUB_RECONNECT_BACKOFF_MIN = 0.1
 PUBSUB_RECONNECT_BACKOFF_MAX = 5.0
 RETRY_AFTER_REDIS_DOWN = 2  # seconds, for 503 answers
 
+# Redis ingest (other services publishing briefs).
+INGEST_PAYLOAD_MAX = 16 * 1024
+INGEST_GROUP = "livefeed"
+INGEST_LEASE_TTL = 10.0  # a dead consumer's lease expires after this many seconds
+INGEST_LEASE_RENEW = 3.0
+INGEST_STANDBY_POLL = 2.0  # how often a standby process tries to take the lease
+INGEST_BATCH = 100
+INGEST_BLOCK = 1.0  # XREADGROUP BLOCK, well under the lease TTL
+INGEST_ATTEMPTS = 3  # failed deliveries before an entry is dead-lettered
+INGEST_CLAIM_TTL = 60.0  # pub/sub: a message is claimed by one process for this long
+INGEST_PUBSUB_QUEUE = 1_000
+
 # Server.
 SHUTDOWN_GRACE = 5.0
 HTTP_KEEPALIVE_TIMEOUT = 5

@@ -47,8 +47,10 @@ class Subscription:
     def topics(self) -> list[str]:
         return list(self._follows)
 
-    async def subscribe(self, topic: str, since: str | None) -> None:
+    async def subscribe(self, topic: str, since: str | None) -> bool:
         """Follow ``topic``: replay what came after ``since``, then ``subscribed``, then live.
+
+        Returns ``recovered``: False when ``since`` could not be served.
 
         Joins the live topic first and buffers it while reading the history, then merges by
         id, so an event published during the replay arrives exactly once.
@@ -68,7 +70,7 @@ class Subscription:
             self._forget(topic, follow)
             raise
         if self._follows.get(topic) is not follow:
-            return  # unsubscribed while replaying
+            return recovered  # unsubscribed while replaying
         for event in missed:
             self._put(event)
         for event in follow.buffer or ():
@@ -76,6 +78,7 @@ class Subscription:
                 self._put(event)
         follow.buffer = None
         self._put(subscribed_frame(topic, recovered=recovered))
+        return recovered
 
     async def _missed(
         self, topic: str, since: str | None

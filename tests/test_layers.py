@@ -29,13 +29,25 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {*PURE, "storage"},
     "embedded_redis": set(),
     "server": {*PURE, "readers"},
-    "app": {*PURE, "api", "transports", "pages", "hub", "readers", "storage", "demo", "http"},
+    "ingest": {*PURE, "storage"},
+    "app": {
+        *PURE,
+        "api",
+        "transports",
+        "pages",
+        "hub",
+        "readers",
+        "storage",
+        "demo",
+        "http",
+        "ingest",
+    },
     "cli": {*PURE, "app", "embedded_redis", "server", "__init__"},
     "__main__": {"cli"},
     "__init__": set(),
 }
 # Who may talk to Redis directly (app only to map its errors to 503 answers).
-REDIS_USERS = {"storage", "hub", "subscription", "app"}
+REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest"}
 
 
 def _layer(path: Path) -> str:

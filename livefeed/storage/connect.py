@@ -12,11 +12,11 @@ from redis.exceptions import RedisError
 from livefeed import limits
 
 
-def connect(url: str) -> Redis:
+def connect(url: str, *, decode: bool = True) -> Redis:
     """A pooled client for commands; a call that gets no answer in time raises TimeoutError."""
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=decode,
         socket_timeout=limits.REDIS_CALL_TIMEOUT,
         socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
         retry=Retry(NoBackoff(), 1),
@@ -32,7 +32,7 @@ def connect_pubsub(url: str) -> Redis:
     """
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=False,  # a foreign message that is not UTF-8 must not break it
         socket_timeout=None,
         socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
         retry=Retry(NoBackoff(), 0),

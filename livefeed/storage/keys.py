@@ -12,6 +12,10 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{article:<slug>}:article       string: the article's JSON
     <prefix>{comments:<slug>}:items        hash: comment id -> comment JSON (hidden kept)
     <prefix>{comments:<slug>}:index        sorted set: visible comment ids by time
+    <prefix>ingest                         stream AND pub/sub channel other services publish to
+    <prefix>ingest:dead                    stream: payloads that could not be published
+    <prefix>ingest:lease                   string: the one process consuming the stream now
+    <prefix>ingest:claim:<digest>          string: who publishes one pub/sub message
     <prefix>ratelimit:<name>:<client>      counter with expiry
     <prefix>demo:loaded                    marker: the demo content was loaded once
 """
@@ -62,6 +66,19 @@ class Keys:
 
     def comment_index(self, slug: str) -> str:
         return self._tagged(comments_topic(slug), "index")
+
+    def ingest(self) -> str:
+        """The ingest stream and, with the same name, the ingest pub/sub channel."""
+        return f"{self.prefix}ingest"
+
+    def ingest_dead(self) -> str:
+        return f"{self.prefix}ingest:dead"
+
+    def ingest_lease(self) -> str:
+        return f"{self.prefix}ingest:lease"
+
+    def ingest_claim(self, digest: str) -> str:
+        return f"{self.prefix}ingest:claim:{digest}"
 
     def rate_limit(self, name: str, client: str) -> str:
         return f"{self.prefix}ratelimit:{name}:{client}"

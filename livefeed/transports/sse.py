@@ -62,12 +62,11 @@ async def events_endpoint(request: Request) -> Response:
         for topic in dict.fromkeys(topics):
             # A cursor we cannot read resumes nothing: every topic answers recovered: false.
             since = "-" if positions is None else positions.get(topic)
-            if since is None:
-                # Start the cursor at the topic's position, so a reconnect resumes this
-                # topic too, even if nothing happened in it before the connection dropped.
-                since = await subscription.position(topic)
-            known[topic] = since
-            await subscription.subscribe(topic, since)
+            # The position before joining is where this stream's cursor starts for a topic
+            # it cannot resume (or was not asked to), so a reconnect resumes it from there.
+            start = await subscription.position(topic)
+            recovered = await subscription.subscribe(topic, since or start)
+            known[topic] = since if since and recovered else start
     except LivefeedError as exc:
         subscription.close()
         return JSONResponse(
@@ -95,6 +94,8 @@ class EventStream(Response):
         self, subscription: Subscription, readers: Readers, positions: dict[str, str]
     ) -> None:
         super().__init__(headers=HEADERS)
+        # A stream has no length: drop the Content-Length: 0 an empty Response would send.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._subscription = subscription
         self._readers = readers
         self._positions = positions
