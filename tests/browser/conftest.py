@@ -122,6 +122,7 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
         js: bool = True,
         init_script: str | None = None,
         viewport: ViewportSize | None = None,
+        before_goto: Callable[[Page], Awaitable[None]] | None = None,
     ) -> Watched:
         context = await browser.new_context(
             java_script_enabled=js, viewport=viewport or {"width": 1280, "height": 900}
@@ -145,6 +146,8 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
 
         page.on("dialog", on_dialog)
         watched.append(item)
+        if before_goto is not None:
+            await before_goto(page)
         await page.goto(url)
         return item
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Route, expect
+from playwright.async_api import Page, Route, expect
 
 from livefeed import models
 from livefeed.settings import Settings
@@ -118,33 +117,52 @@ async def test_sse_resumes_after_a_restart(
     assert await brief_ids(page) == [last["id"], missed.id, first["id"]]
 
 
+# Rewrites the page's embedded positions into ids from a history the server does not have
+# (as after Redis lost its data), after parsing and before the live client's module runs.
+STALE_POSITIONS = """
+document.addEventListener("readystatechange", () => {
+  if (document.readyState !== "interactive") return;
+  const block = document.getElementById("live-config");
+  const config = JSON.parse(block.textContent);
+  for (const topic of Object.keys(config.positions)) config.positions[topic] = "zzzzzzzz-1-0";
+  block.textContent = JSON.stringify(config);
+});
+"""
+
+
 async def test_unrecoverable_position_refetches_the_lists(
-    live_server: Any, newsroom: Newsroom, open_page: Opener, browser: Any
+    live_server: Any, newsroom: Newsroom, open_page: Opener
 ) -> None:
     """A page whose embedded positions the server cannot serve is told recovered: false."""
     await newsroom.put_article(SLUG)
     old = await newsroom.publish("Rendered with the page.")
+    await newsroom.comment(SLUG, "Cleo", "Rendered with the page.")
+    meanwhile: list[str] = []
 
-    async def stale_positions(route: Route) -> None:
-        response = await route.fetch()
-        html = await response.text()
-        # Positions from a history the server does not have (e.g. Redis lost its data).
-        html = re.sub(r'"([a-z0-9]{1,16})-(\d+)-(\d+)"', '"zzzzzzzz-1-0"', html)
-        await route.fulfill(response=response, body=html)
-
-    context = await browser.new_context()
-    try:
-        await context.route(f"{live_server.url}/articles/{SLUG}", stale_positions)
-        page = await context.new_page()
-        await page.goto(f"{live_server.url}/articles/{SLUG}")
-        # Published after the page was rendered but before the list is refetched.
-        fresh = await newsroom.publish("Published meanwhile.")
+    async def publish_before_connecting(route: Route) -> None:
+        # After the page was rendered, before its live client runs: with positions the
+        # server cannot resume from, these reach the page only through the HTTP refetch.
+        meanwhile.append((await newsroom.publish("Published meanwhile."))["id"])
         await newsroom.comment(SLUG, "Dan", "Posted meanwhile.")
-        await expect(page.locator('[data-live="status"]')).to_have_attribute(
-            "data-state", "connected"
+        await route.continue_()
+
+    async def delay_live_client(page: Page) -> None:
+        await page.route("**/static/live/main.js*", publish_before_connecting)
+
+    page = (
+        await open_page(
+            f"{live_server.url}/articles/{SLUG}",
+            init_script=STALE_POSITIONS,
+            before_goto=delay_live_client,
         )
-        await expect(page.locator(BRIEFS)).to_have_count(2)
-        assert await brief_ids(page) == [fresh["id"], old["id"]]
-        await expect(page.locator(COMMENTS)).to_have_count(1)
-    finally:
-        await context.close()
+    ).page
+    await wait_live(page)
+    await expect(page.locator('[data-live="status"]')).to_have_attribute(
+        "data-transport", "websocket"
+    )
+    await expect(page.locator(BRIEFS)).to_have_count(2)
+    assert await brief_ids(page) == [*meanwhile, old["id"]]
+    await expect(page.locator(COMMENTS)).to_have_count(2)
+    # And it stays live after the refetch.
+    late = await newsroom.publish("Published after connecting.")
+    await expect(page.locator(BRIEFS).first).to_have_attribute("data-brief-id", late["id"])
