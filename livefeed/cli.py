@@ -37,6 +37,19 @@ def _parser() -> argparse.ArgumentParser:
                 metavar=setting.name.upper(),
                 help=f"{setting.help} [env {setting.env}, default {setting.default or 'empty'}]",
             )
+    publish = commands.add_parser(
+        "publish",
+        help="publish a brief through Redis, as another service would",
+        description="Adds the brief to the ingest stream; a running livefeed publishes it. "
+        "Redis: --redis-url, else LIVEFEED_REDIS_URL, else the embedded Redis of --data-dir.",
+    )
+    publish.add_argument("text")
+    publish.add_argument("--breaking", action="store_true")
+    publish.add_argument("--article", metavar="SLUG")
+    publish.add_argument("--id", dest="brief_id", metavar="ID")
+    for name in ("redis_url", "redis_prefix", "data_dir"):
+        setting = next(s for s in SETTINGS if s.name == name)
+        publish.add_argument(setting.flag, dest=name, help=f"[env {setting.env}]")
     commands.add_parser("settings-table", help="print the settings table for the README")
     return parser
 
@@ -46,13 +59,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings-table":
         print(settings_table())
         return 0
-    overrides = {s.name: getattr(args, s.name) for s in SETTINGS}
+    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     try:
         settings = Settings.load(os.environ, overrides)
     except SettingsError as exc:
         print(f"livefeed: {exc}", file=sys.stderr)
         return 2
+    if args.command == "publish":
+        return publish(settings, args.text, args.breaking, args.article, args.brief_id)
     return serve(settings)
+
+
+def publish(
+    settings: Settings, text: str, breaking: bool, article: str | None, brief_id: str | None
+) -> int:
+    """Queue one brief on the ingest stream; 0 on success, else one line on stderr."""
+    from livefeed.embedded_redis import running_url
+    from livefeed.errors import LivefeedError, Unavailable
+    from livefeed.publish import publish_to
+
+    url = settings.redis_url or running_url(settings.data_dir)
+    if url is None:
+        print(
+            "livefeed publish: no Redis: give --redis-url (or LIVEFEED_REDIS_URL), or run "
+            f"`livefeed serve` with the embedded Redis in {settings.data_dir}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        entry_id = publish_to(
+            url,
+            text,
+            breaking=breaking,
+            article=article,
+            brief_id=brief_id,
+            prefix=settings.redis_prefix,
+        )
+    except Unavailable as exc:
+        where = _without_password(url)
+        print(f"livefeed publish: cannot reach Redis at {where}: {exc.message}", file=sys.stderr)
+        return 1
+    except LivefeedError as exc:
+        print(f"livefeed publish: invalid brief: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"queued brief {brief_id or 'i' + entry_id} (ingest entry {entry_id})")
+    return 0
 
 
 def serve(settings: Settings) -> int:

@@ -475,6 +475,15 @@ class EmbeddedRedis:
 # Processes.
 
 
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Redis a running ``livefeed serve`` keeps in ``data_dir``."""
+    try:
+        data = json.loads((Path(data_dir) / "livefeed-redis.json").read_text())
+        return str(data["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _find_binary(binary: str | None) -> str:
     for candidate in [binary] if binary else SERVER_NAMES:
         found = shutil.which(candidate)

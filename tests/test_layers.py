@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "embedded_redis": set(),
     "server": {*PURE, "readers"},
     "ingest": {*PURE, "storage"},
+    "publish": {*PURE, "storage"},
     "app": {
         *PURE,
         "api",
@@ -42,12 +43,12 @@ ALLOWED: dict[str, set[str]] = {
         "http",
         "ingest",
     },
-    "cli": {*PURE, "app", "embedded_redis", "server", "__init__"},
+    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish"},
     "__main__": {"cli"},
-    "__init__": set(),
+    "__init__": {"publish"},
 }
 # Who may talk to Redis directly (app only to map its errors to 503 answers).
-REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest"}
+REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish"}
 
 
 def _layer(path: Path) -> str:
