@@ -126,6 +126,18 @@ class Event:
         return cls(topic=obj["topic"], id=event_id, type=obj["type"], frame=text)  # type: ignore[arg-type]
 
 
+def parse_live_message(message: bytes) -> tuple[EventId, Event]:
+    """A live message from a topic's channel: ``<previous event id> <frame>``.
+
+    The previous id lets a receiver notice an event it never got. Raises ValueError.
+    """
+    prev_text, _, frame = message.partition(b" ")
+    prev = EventId.parse(prev_text.decode("ascii", "replace"))
+    if prev is None:
+        raise ValueError(f"live message without a previous id: {message[:80]!r}")
+    return prev, Event.from_frame(frame)
+
+
 def frame_parts(event_type: str, topic: str, data: dict[str, Any]) -> tuple[str, str]:
     """The frame split around its id, so storage can insert the id it assigns atomically.
 

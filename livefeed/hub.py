@@ -29,7 +29,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from livefeed import limits
-from livefeed.events import Event, EventId
+from livefeed.events import Event, EventId, parse_live_message
 from livefeed.storage.eventlog import GONE, EventLog, Gone
 from livefeed.storage.keys import Keys
 
@@ -79,6 +79,7 @@ class Hub:
         # reader loop never sees an unsubscribed connection (redis-py ends listeners then).
         self._own_channel = f"{keys.prefix}hub:{secrets.token_hex(8)}"
         self.reconnects = 0
+        self.gaps = 0
 
     @property
     def is_connected(self) -> bool:
@@ -225,20 +226,31 @@ class Hub:
             # stream, after the cursor.
             if topic.buffer is None:
                 topic.buffer = []
-            topic.resubscribed = True
-            if topic.replay is None:
-                topic.replay = asyncio.ensure_future(self._replay(name, topic))
-                self._track(topic.replay)
+            self._start_replay(name, topic)
         elif kind == "message" and isinstance(data, bytes):
             try:
-                event = Event.from_frame(data)
+                prev, event = parse_live_message(data)
             except (ValueError, TypeError) as exc:
                 logger.error("dropped a malformed message on %s: %s", channel, exc)
                 return
             if topic.buffer is not None:
                 topic.buffer.append(event)
+            elif prev == topic.cursor or not is_after(event.id, topic.cursor):
+                self._fan_out(topic, event)  # the next one, or one already delivered
             else:
-                self._fan_out(topic, event)
+                # A gap: an event between our cursor and this one never reached us.
+                logger.warning(
+                    "gap in %s before %s: replaying from %s", name, event.id, topic.cursor
+                )
+                self.gaps += 1
+                topic.buffer = [event]
+                self._start_replay(name, topic)
+
+    def _start_replay(self, name: str, topic: _Topic) -> None:
+        topic.resubscribed = True
+        if topic.replay is None:
+            topic.replay = asyncio.ensure_future(self._replay(name, topic))
+            self._track(topic.replay)
 
     async def _replay(self, name: str, topic: _Topic) -> None:
         """Replay ``name`` from its cursor while live messages wait in the buffer."""

@@ -84,3 +84,31 @@ async def test_one_subscription_per_topic_however_many_readers(
         for ws in clients:
             await ws.close()
         await admin.aclose()
+
+
+async def test_a_lost_live_message_is_noticed_and_replayed_in_order(
+    live_server: LiveServer, redis_server: RedisServer, api
+) -> None:
+    from livefeed.events import frame_parts
+    from livefeed.storage.keys import Keys
+
+    keys = Keys(live_server.settings.redis_prefix)
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    hub: Hub = live_server.app.state.hub
+    try:
+        async with websockets.connect(live_server.ws_url) as ws:
+            await subscribe(ws, "briefs")
+            # An event that reaches the history but whose live message is lost on the way.
+            prefix, suffix = frame_parts(
+                "brief.published", "briefs", {"id": "lost", "text": "lost"}
+            )
+            await admin.xadd(keys.log("briefs"), {"p": prefix, "s": suffix})
+            gaps = hub.gaps
+            await api.post("/api/briefs", json={"text": "next"}, headers=auth(live_server.token))
+            first, second = await recv_json(ws), await recv_json(ws)
+            assert (first["data"]["text"], second["data"]["text"]) == ("lost", "next")
+            assert hub.gaps == gaps + 1
+            await api.post("/api/briefs", json={"text": "after"}, headers=auth(live_server.token))
+            assert (await recv_json(ws))["data"]["text"] == "after"
+    finally:
+        await admin.aclose()

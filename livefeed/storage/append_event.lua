@@ -1,5 +1,6 @@
 -- Apply one content change, append its event to the topic's capped stream and publish
--- the frame on the topic's channel, atomically: history and live path never disagree.
+-- "<previous event id> <frame>" on the topic's channel, atomically: history and live path
+-- never disagree.
 --
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items (hash, or string for "set")   KEYS[4] index
 -- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
@@ -29,9 +30,12 @@ if not epoch then
   epoch = ARGV[9]
   redis.call("SET", KEYS[2], epoch)
 end
+local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
+local prev = epoch .. "-" .. (last[1] and last[1][1] or "0-0")
 -- The entry keeps the frame around its id (which XADD assigns), so a replay rebuilds the
 -- exact frame that was published.
 local entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8])
 local event_id = epoch .. "-" .. entry
-redis.call("PUBLISH", ARGV[1], ARGV[7] .. event_id .. ARGV[8])
+-- The live message names the event before it, so a hub can tell when it missed one.
+redis.call("PUBLISH", ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
 return {"ok", event_id}
