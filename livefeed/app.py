@@ -88,8 +88,8 @@ def create_app(settings: Settings) -> Starlette:
         redis = connect(redis_url)
         log = EventLog(redis, keys, settings.history_size)
         content = Content(redis, keys, log, settings.comment_rate)
-        hub = Hub(lambda: connect_pubsub(redis_url), log, keys)
-        raw_redis = connect(redis_url, decode=False)
+        hub = Hub(lambda: connect_pubsub(redis_url), redis, log, keys)
+        raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
         ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content)
         await hub.listen(keys.ingest(), ingest.on_message)
         state: Any = app.state

@@ -34,7 +34,7 @@ def is_allowed_origin(connection: HTTPConnection, allowed: tuple[str, ...]) -> b
 async def read_body(request: Request, limit: int = limits.HTTP_BODY_MAX) -> bytes:
     """The request body, or PayloadTooLarge as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -67,7 +67,8 @@ def _depth(value: Any) -> int:
 def list_params(request: Request) -> tuple[int, str | None]:
     """``limit`` (default 20, 1..100) and ``before`` from the query string."""
     raw = request.query_params.get("limit", str(limits.LIST_LIMIT_DEFAULT))
-    if not raw.isdigit() or not 1 <= int(raw) <= limits.LIST_LIMIT_MAX:
+    # str.isdigit() accepts "²", which int() refuses: only ASCII digits are a number here.
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= limits.LIST_LIMIT_MAX):
         raise InvalidInput(f"limit must be an integer from 1 to {limits.LIST_LIMIT_MAX}")
     before = request.query_params.get("before") or None
     if before is not None and len(before) > 64:

@@ -65,8 +65,11 @@ def is_after(event_id: EventId, cursor: EventId) -> bool:
 class Hub:
     """Owns the process's pub/sub connection and the set of topics its readers follow."""
 
-    def __init__(self, connect_pubsub: Callable[[], Redis], log: EventLog, keys: Keys) -> None:
+    def __init__(
+        self, connect_pubsub: Callable[[], Redis], publisher: Redis, log: EventLog, keys: Keys
+    ) -> None:
         self._connect = connect_pubsub
+        self._publisher = publisher
         self._log = log
         self._keys = keys
         self._topics: dict[str, _Topic] = {}
@@ -78,12 +81,23 @@ class Hub:
         # A channel of our own keeps the connection subscribed even with no topics, so the
         # reader loop never sees an unsubscribed connection (redis-py ends listeners then).
         self._own_channel = f"{keys.prefix}hub:{secrets.token_hex(8)}"
+        self._session: asyncio.Task[None] | None = None
+        self._was_connected = False
+        self._probe_echo = asyncio.Event()
+        self._probe_token = b""
         self.reconnects = 0
         self.gaps = 0
+        self.silent = 0  # probes that did not come back
+        self.healthy = True  # the last probe came back
 
     @property
     def is_connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def is_ready(self) -> bool:
+        """Subscribed, and the last probe proved the subscription delivers."""
+        return self._connected.is_set() and self.healthy
 
     def topics(self) -> dict[str, int]:
         """Local listener count per followed topic."""
@@ -91,6 +105,7 @@ class Hub:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="livefeed-hub")
+        self._track(asyncio.create_task(self._probe(), name="livefeed-hub-probe"))
         connected = asyncio.ensure_future(self._connected.wait())
         await asyncio.wait(
             {self._task, connected},
@@ -104,7 +119,7 @@ class Hub:
             raise TimeoutError("the hub could not subscribe to Redis pub/sub in time")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._tasks) if t is not None]
+        tasks = [t for t in (self._task, self._session, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -173,38 +188,82 @@ class Hub:
     # -- the reader loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Keep one pub/sub session alive: reconnect with capped, jittered backoff."""
         backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
         while True:
-            redis = self._connect()
-            pubsub = redis.pubsub()
+            self._session = asyncio.create_task(self._subscribe_and_read(), name="livefeed-pubsub")
             try:
-                await pubsub.subscribe(self._own_channel, *self._channels)
-                for name in list(self._topics):
-                    await pubsub.subscribe(self._keys.channel(name))
-                self._pubsub = pubsub
-                self._connected.set()
-                backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        self._on_message(message)
+                # wait() rather than await: a session cancelled by the probe is not our
+                # own cancellation.
+                await asyncio.wait({self._session})
             except asyncio.CancelledError:
+                self._session.cancel()
                 raise
-            except (RedisError, OSError) as exc:
-                self._connected.clear()
-                self._pubsub = None
-                self.reconnects += 1
-                delay = random.uniform(0, backoff)
-                logger.warning(
-                    "lost the Redis pub/sub connection (%s); retrying in %.1fs", exc, delay
+            if self._session.cancelled():
+                reason = "silent (no probe echo)"
+            else:
+                exc = self._session.exception()
+                if exc is not None and not isinstance(exc, (RedisError, OSError)):
+                    raise exc  # a bug, not Redis trouble
+                reason = str(exc)
+            self.reconnects += 1
+            if self._was_connected:
+                backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
+            delay = random.uniform(0, backoff)
+            logger.warning(
+                "lost the Redis pub/sub connection (%s); retrying in %.1fs", reason, delay
+            )
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
+
+    async def _subscribe_and_read(self) -> None:
+        redis = self._connect()
+        pubsub = redis.pubsub()
+        self._was_connected = False
+        try:
+            await pubsub.subscribe(self._own_channel, *self._channels)
+            for name in list(self._topics):
+                await pubsub.subscribe(self._keys.channel(name))
+            self._pubsub = pubsub
+            self._connected.set()
+            self._was_connected = True
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    self._on_message(message)
+        finally:
+            self._connected.clear()
+            self._pubsub = None
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+    async def _probe(self) -> None:
+        """Publish a probe on our own channel now and then; if it does not come back, the
+        subscription is open but deaf: mark the hub unhealthy and start a new session
+        (which replays whatever was missed)."""
+        sequence = 0
+        while True:
+            await asyncio.sleep(limits.PUBSUB_PROBE_INTERVAL)
+            if not self._connected.is_set():
+                continue
+            sequence += 1
+            token = str(sequence).encode()
+            self._probe_echo = asyncio.Event()
+            self._probe_token = token
+            try:
+                await asyncio.wait_for(
+                    self._publisher.publish(self._own_channel, token), limits.REDIS_CALL_TIMEOUT
                 )
-                await asyncio.sleep(delay)
-                backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                with contextlib.suppress(Exception):
-                    await redis.aclose()
+                await asyncio.wait_for(self._probe_echo.wait(), limits.PUBSUB_PROBE_TIMEOUT)
+                self.healthy = True
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.healthy = False
+                self.silent += 1
+                logger.warning("pub/sub probe failed (%s): reconnecting", type(exc).__name__)
+                if self._session is not None:
+                    self._session.cancel()
 
     def _on_message(self, message: dict[str, object]) -> None:
         kind = message.get("type")
@@ -212,6 +271,10 @@ class Hub:
         if not isinstance(raw_channel, bytes):
             return
         channel = raw_channel.decode("utf-8", "replace")
+        if channel == self._own_channel:
+            if kind == "message" and data == self._probe_token:
+                self._probe_echo.set()
+            return
         callback = self._channels.get(channel)
         if callback is not None:
             if kind == "message" and isinstance(data, bytes):

@@ -36,10 +36,12 @@ SSE_CURSOR_MAX = 2_048
 SEND_QUEUE_MAX = 256
 
 # Redis.
-REDIS_CALL_TIMEOUT = 5.0
-REDIS_CONNECT_TIMEOUT = 5.0
+REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
+REDIS_CONNECT_TIMEOUT = 1.5
 PUBSUB_RECONNECT_BACKOFF_MIN = 0.1
 PUBSUB_RECONNECT_BACKOFF_MAX = 5.0
+PUBSUB_PROBE_INTERVAL = 3.0  # the hub proves its subscription delivers this often ...
+PUBSUB_PROBE_TIMEOUT = 2.0  # ... and reconnects when a probe is not back within this
 RETRY_AFTER_REDIS_DOWN = 2  # seconds, for 503 answers
 
 # Redis ingest (other services publishing briefs).

@@ -19,9 +19,12 @@ from livefeed.errors import InvalidInput
 
 _SLUG = re.compile(limits.SLUG_PATTERN)
 _ID = re.compile(limits.ID_PATTERN)
-# C0/C1 controls except tab and newline, plus bidi embeddings, overrides and isolates.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_FORBIDDEN_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# C0/C1 controls except tab and newline, bidi embeddings, overrides and isolates, and lone
+# surrogates (JSON can spell "\ud800", but it is no character and cannot be stored).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_FORBIDDEN_ONE_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
 
 
 def now_iso() -> str:

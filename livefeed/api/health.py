@@ -17,7 +17,7 @@ async def readyz(request: Request) -> Response:
     state = request.app.state
     checks: dict[str, str] = {}
     checks["redis"] = "ok" if await is_reachable(state.redis) else "failing: no answer to PING"
-    checks["pubsub"] = "ok" if state.hub.is_connected else "failing: not subscribed"
+    checks["pubsub"] = "ok" if state.hub.is_ready else "failing: not subscribed or silent"
     checks["ingest"] = "ok" if state.ingest.is_running else "failing: consumer stopped"
     failing = [name for name, result in checks.items() if result != "ok"]
     if state.readers.going_away.is_set():

@@ -7,19 +7,24 @@ import asyncio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from livefeed import limits
 
 
-def connect(url: str, *, decode: bool = True) -> Redis:
-    """A pooled client for commands; a call that gets no answer in time raises TimeoutError."""
+def connect(url: str, *, decode: bool = True, blocking: float = 0.0) -> Redis:
+    """A pooled client for commands; a call that gets no answer in time raises TimeoutError.
+
+    ``blocking``: the longest server-side block a command of this client asks for (e.g.
+    XREADGROUP BLOCK), added to the timeout. A connection that was closed under us (Redis
+    restarted) is retried once at once; a timeout is not, to keep answers within bounds.
+    """
     return Redis.from_url(
         url,
         decode_responses=decode,
-        socket_timeout=limits.REDIS_CALL_TIMEOUT,
+        socket_timeout=limits.REDIS_CALL_TIMEOUT + blocking,
         socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
+        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
         health_check_interval=30,
     )
 
