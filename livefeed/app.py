@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> Starlette:
         state: Any = app.state
         state.settings, state.redis, state.keys = settings, redis, keys
         state.log, state.content, state.hub, state.ingest = log, content, hub, ingest
-        state.readers = Readers()
+        state.readers = Readers(settings.drain_seconds)
         try:
             await hub.start()
             if settings.demo:
@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> Starlette:
             ingest.start()
             yield
         finally:
-            await state.readers.drain(limits.SHUTDOWN_GRACE)
+            await state.readers.drain()
             await ingest.stop()
             await hub.stop()
             await raw_redis.aclose()

@@ -137,7 +137,11 @@ def serve(settings: Settings) -> int:
         logger.info("settings: %s", settings.public())
         server = Server(
             server_config(
-                create_app(settings), settings.host, settings.port, log_level=settings.log_level
+                create_app(settings),
+                settings.host,
+                settings.port,
+                settings.drain_seconds,
+                log_level=settings.log_level,
             )
         )
         # uvicorn re-raises SIGTERM once it has shut down; end through `finally` instead, so

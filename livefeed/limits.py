@@ -32,8 +32,8 @@ SSE_HEARTBEAT_INTERVAL = 15.0
 EVENT_ID_MAX = 128  # length of an event id or SSE cursor a client may send back
 SSE_CURSOR_MAX = 2_048
 
-# Per-connection send queue: a reader this many frames behind is too slow (close 1013).
-SEND_QUEUE_MAX = 256
+# Per-connection send queue: a reader this far behind is too slow (close 1013).
+SEND_QUEUE_BYTES = 1024 * 1024
 
 # Redis.
 REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
@@ -57,5 +57,4 @@ INGEST_CLAIM_TTL = 60.0  # pub/sub: a message is claimed by one process for this
 INGEST_PUBSUB_QUEUE = 1_000
 
 # Server.
-SHUTDOWN_GRACE = 5.0
 HTTP_KEEPALIVE_TIMEOUT = 5

@@ -12,7 +12,9 @@ from livefeed import limits
 from livefeed.readers import Readers
 
 
-def server_config(app: Starlette, host: str, port: int, **extra: Any) -> uvicorn.Config:
+def server_config(
+    app: Starlette, host: str, port: int, drain_seconds: float = 10.0, **extra: Any
+) -> uvicorn.Config:
     """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts."""
     return uvicorn.Config(
         app,
@@ -25,7 +27,7 @@ def server_config(app: Starlette, host: str, port: int, **extra: Any) -> uvicorn
         ws_ping_interval=limits.WS_PING_INTERVAL,
         ws_ping_timeout=limits.WS_PING_TIMEOUT,
         timeout_keep_alive=limits.HTTP_KEEPALIVE_TIMEOUT,
-        timeout_graceful_shutdown=int(limits.SHUTDOWN_GRACE) + 5,
+        timeout_graceful_shutdown=int(drain_seconds) + 10,
         h11_max_incomplete_event_size=16 * 1024,
         lifespan="on",
         server_header=False,
@@ -34,17 +36,17 @@ def server_config(app: Starlette, host: str, port: int, **extra: Any) -> uvicorn
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, but readers are told "going away" (1001) before it shuts down.
+    """uvicorn's server, draining readers before it shuts down.
 
-    uvicorn closes WebSockets with 1012 and waits forever on open SSE streams; livefeed
-    closes them itself first, with the code that makes browsers reconnect at once.
+    uvicorn closes WebSockets with 1012 and waits forever on open SSE streams. livefeed
+    first turns /readyz to 503 (load balancers stop sending readers here), then closes its
+    WebSockets with 1001 ("reconnect now, elsewhere") and ends SSE streams, spread over the
+    drain window, while still answering; only then does uvicorn shut down.
     """
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         app = self.config.app
         readers: Readers | None = getattr(getattr(app, "state", None), "readers", None)
-        for server in self.servers:
-            server.close()  # stop accepting first, so readers reconnect elsewhere
         if readers is not None:
-            await readers.drain(limits.SHUTDOWN_GRACE)
+            await readers.drain()
         await super().shutdown(sockets)

@@ -64,6 +64,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 3600:
+        raise ValueError(f"expected seconds from 0 to 3600, got {text!r}")
+    return value
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
@@ -149,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
         Rate.parse,
     ),
     Setting("workers", "1", "Server processes sharing the port.", _positive_int),
+    Setting(
+        "drain_seconds",
+        "10",
+        "On shutdown, readers are sent away (1001) at moments spread over this many seconds.",
+        _seconds,
+    ),
     Setting("demo", "false", "Load the demo article and its briefs once (idempotent).", _bool),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
 )
@@ -172,6 +185,7 @@ class Settings:
     history_size: int = 1000
     comment_rate: Rate = Rate(5, 60)
     workers: int = 1
+    drain_seconds: float = 10.0
     demo: bool = False
     log_level: str = "info"
 

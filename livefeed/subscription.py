@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -36,11 +37,15 @@ class _Follow:
 class Subscription:
     """One reader's view of the live feed."""
 
-    def __init__(self, hub: Hub, log: EventLog, queue_size: int = limits.SEND_QUEUE_MAX) -> None:
+    def __init__(self, hub: Hub, log: EventLog, queue_bytes: int = limits.SEND_QUEUE_BYTES) -> None:
         self._hub = hub
         self._log = log
         self._follows: dict[str, _Follow] = {}
-        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(queue_size)
+        # A plain deque and one Event: fewer objects per reader than an asyncio.Queue.
+        self._queue: deque[Outgoing] = deque()
+        self._queued_bytes = 0
+        self._queue_bytes = queue_bytes
+        self._wakeup = asyncio.Event()
         self.overflowed = asyncio.Event()
 
     @property
@@ -122,7 +127,13 @@ class Subscription:
         self._put(frame)
 
     async def next(self) -> Outgoing:
-        return await self._queue.get()
+        """The next frame to write; waits for one."""
+        while not self._queue:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        item = self._queue.popleft()
+        self._queued_bytes -= _size(item)
+        return item
 
     # -- called by the hub ----------------------------------------------------------------
 
@@ -143,9 +154,21 @@ class Subscription:
     def _put(self, item: Outgoing) -> None:
         if self.overflowed.is_set():
             return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            logger.info("reader too slow (%d frames queued): disconnecting", self._queue.qsize())
+        size = _size(item)
+        if self._queued_bytes + size > self._queue_bytes:
+            logger.info(
+                "reader too slow (%d frames, %d bytes queued): disconnecting",
+                len(self._queue),
+                self._queued_bytes,
+            )
             self.overflowed.set()
             self.close()
+            return
+        self._queue.append(item)
+        self._queued_bytes += size
+        self._wakeup.set()
+
+
+def _size(item: Outgoing) -> int:
+    # Characters, not UTF-8 bytes: close enough for a bound, and free to compute.
+    return len(item.frame) if isinstance(item, Event) else len(item)

@@ -112,6 +112,7 @@ def settings(redis_server: RedisServer, prefix: str) -> Settings:
         redis_prefix=prefix,
         editor_token=TOKEN,
         comment_rate=Rate(1000, 60),
+        drain_seconds=0.2,
     )
 
 
@@ -139,7 +140,9 @@ class LiveServer:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
-        config = server_config(self.app, "127.0.0.1", self.port, log_level="warning")
+        config = server_config(
+            self.app, "127.0.0.1", self.port, self.settings.drain_seconds, log_level="warning"
+        )
         self._server = server = Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task = asyncio.create_task(server.serve(sockets=[sock]))

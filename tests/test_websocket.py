@@ -254,10 +254,10 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
         await subscribe(slow, "briefs")
         await subscribe(healthy, "briefs")
         # The slow reader never reads again. Publish well past what socket buffers (a few
-        # MiB) and its queue can hold: 1024 events of 8 KiB.
+        # MiB) and its queue can hold: 8 MiB in events of 8 KiB.
         log = live_server.app.state.log
         text = "x" * 8192
-        count = limits.SEND_QUEUE_MAX * 4
+        count = limits.SEND_QUEUE_BYTES * 8 // len(text)
 
         async def read_all() -> list[str]:
             return [(await recv_json(healthy))["data"]["id"] for _ in range(count)]
@@ -287,3 +287,38 @@ async def test_a_foreign_origin_is_refused_before_the_upgrade(live_server: LiveS
     async with websockets.connect(live_server.ws_url, origin=own) as ws:
         await ws.send(json.dumps({"type": "ping"}))
         assert await recv_json(ws) == {"type": "pong"}
+
+
+@pytest.fixture
+def draining_settings(settings):
+    return settings.with_(drain_seconds=1.0)
+
+
+async def test_shutdown_turns_readyz_503_then_sends_readers_away_with_1001(
+    draining_settings,
+) -> None:
+    server = LiveServer(draining_settings)
+    await server.start()
+    clients = [await websockets.connect(server.ws_url) for _ in range(5)]
+    try:
+        for ws in clients:
+            await subscribe(ws, "briefs")
+        stopping = asyncio.create_task(server.stop())
+        async with server.client() as api:
+            await wait_for(
+                lambda: server.app.state.readers.going_away.is_set(), what="the drain to start"
+            )
+            ready = await api.get("/readyz")
+            assert ready.status_code == 503
+            assert "shutdown" in ready.json()["failing"]
+        codes = []
+        for ws in clients:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+        assert codes == [1001] * len(clients)
+        await asyncio.wait_for(stopping, TIMEOUT)
+    finally:
+        for ws in clients:
+            await ws.close()
+        await server.stop()

@@ -115,7 +115,7 @@ class EventStream(Response):
                     asyncio.create_task(self._stream(send)),
                     asyncio.create_task(_until_disconnect(receive)),
                     asyncio.create_task(subscription.overflowed.wait()),
-                    asyncio.create_task(self._readers.going_away.wait()),
+                    asyncio.create_task(self._readers.my_turn_to_leave()),
                 }
                 try:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

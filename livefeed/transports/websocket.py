@@ -42,17 +42,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if not is_allowed_origin(websocket, state.settings.allowed_origins):
         await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
         return
-    if readers.going_away.is_set():
-        await websocket.close(CloseCode.GOING_AWAY)
-        return
     await websocket.accept()
+    if readers.going_away.is_set():
+        await websocket.close(CloseCode.GOING_AWAY)  # reconnect now, to another server
+        return
     subscription = Subscription(hub, log)
     with readers.connected(WS):
         tasks = {
             asyncio.create_task(_read(websocket, subscription)): "read",
             asyncio.create_task(_write(websocket, subscription)): "write",
             asyncio.create_task(subscription.overflowed.wait()): "slow",
-            asyncio.create_task(readers.going_away.wait()): "away",
+            asyncio.create_task(readers.my_turn_to_leave()): "away",
         }
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
