@@ -178,9 +178,15 @@ async def brief_ids(page: Page) -> list[str]:
     return ids
 
 
-async def wait_live(page: Page) -> None:
+# After a server restart the client may be deep in its backoff (capped at 30 s; a few
+# failed cycles make it several seconds): wait for that, not for the default timeout.
+RECONNECT_TIMEOUT_MS = int(40_000 * FACTOR)
+
+
+async def wait_live(page: Page, timeout_ms: float = BROWSER_TIMEOUT_MS) -> None:
     """Wait until the page's live connection is up and its topics are subscribed."""
-    await expect(page.locator('[data-live="status"]')).to_have_attribute("data-state", "connected")
+    status = page.locator('[data-live="status"]')
+    await expect(status).to_have_attribute("data-state", "connected", timeout=timeout_ms)
 
 
 @dataclass

@@ -14,7 +14,15 @@ from livefeed.storage.connect import connect
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.keys import Keys
-from tests.browser.conftest import BRIEFS, COMMENTS, Newsroom, Opener, brief_ids, wait_live
+from tests.browser.conftest import (
+    BRIEFS,
+    COMMENTS,
+    RECONNECT_TIMEOUT_MS,
+    Newsroom,
+    Opener,
+    brief_ids,
+    wait_live,
+)
 
 SLUG = "xi-putin-talks"
 
@@ -69,7 +77,7 @@ async def test_after_a_server_restart_every_brief_shows_exactly_once(
         assert brief is not None
         missed.append(brief.id)
     await live_server.start()
-    await wait_live(page)
+    await wait_live(page, RECONNECT_TIMEOUT_MS)
     after = await newsroom.publish("After the restart.")
 
     expected = [after["id"], *reversed(missed), seen["id"], before["id"]]
@@ -111,7 +119,7 @@ async def test_sse_resumes_after_a_restart(
     missed = await newsdesk.publish_brief(models.new_brief({"text": "Missed over SSE."}))
     assert missed is not None
     await live_server.start()
-    await wait_live(page)
+    await wait_live(page, RECONNECT_TIMEOUT_MS)
     last = await newsroom.publish("Over SSE, after.")
     await expect(page.locator(BRIEFS)).to_have_count(3)
     assert await brief_ids(page) == [last["id"], missed.id, first["id"]]
