@@ -10,6 +10,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -20,8 +21,10 @@ from livefeed.demo import load_demo
 from livefeed.errors import LivefeedError
 from livefeed.hub import Hub
 from livefeed.ingest import Ingest
+from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
 from livefeed.settings import Settings
+from livefeed.stats import Stats
 from livefeed.storage.connect import connect, connect_pubsub
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
@@ -81,21 +84,24 @@ def create_app(settings: Settings) -> Starlette:
     if settings.redis_url is None:
         raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
     redis_url = settings.redis_url
+    stats = Stats()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         redis = connect(redis_url)
         log = EventLog(redis, keys, settings.history_size)
-        content = Content(redis, keys, log, settings.comment_rate)
+        content = Content(redis, keys, log, settings.comment_rate, stats)
         hub = Hub(lambda: connect_pubsub(redis_url), redis, log, keys)
         raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
-        ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content)
+        ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content, stats)
         await hub.listen(keys.ingest(), ingest.on_message)
         state: Any = app.state
         state.settings, state.redis, state.keys = settings, redis, keys
         state.log, state.content, state.hub, state.ingest = log, content, hub, ingest
         state.readers = Readers(settings.drain_seconds)
+        state.stats = stats
+        state.metrics_registry = registry_for(state)
         try:
             await hub.start()
             if settings.demo:
@@ -116,12 +122,14 @@ def create_app(settings: Settings) -> Starlette:
         *articles.routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Route("/events", events_endpoint),
+        Route("/metrics", metrics_endpoint),
     ]
     if pages is not None:
         routes.extend(pages.routes())
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(RequestLog, routes=routes, stats=stats)],
         exception_handlers={
             LivefeedError: _livefeed_error,
             RedisError: _redis_error,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from livefeed import __version__
+from livefeed.logs import configure_logging
 from livefeed.settings import SETTINGS, Settings, SettingsError, settings_table
 
 logger = logging.getLogger("livefeed")
@@ -108,10 +109,7 @@ def publish(
 
 def serve(settings: Settings) -> int:
     """Run livefeed until it is stopped; non-zero if it never started."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
         print("livefeed: --workers > 1 is not supported yet", file=sys.stderr)
         return 2

@@ -225,6 +225,7 @@ class Hub:
             for name in list(self._topics):
                 await pubsub.subscribe(self._keys.channel(name))
             self._pubsub = pubsub
+            self.healthy = True  # the subscriptions were just confirmed
             self._connected.set()
             self._was_connected = True
             while True:

@@ -27,13 +27,15 @@ from redis.exceptions import RedisError
 from livefeed import limits, models
 from livefeed.errors import LivefeedError
 from livefeed.models import Brief
-from livefeed.storage.content import Content
+from livefeed.stats import Stats
+from livefeed.storage.content import INGEST_PUBSUB, INGEST_STREAM, Content
 from livefeed.storage.inbox import Entry, Inbox
 
 logger = logging.getLogger("livefeed.ingest")
 
 STREAM = "stream"
 PUBSUB = "pubsub"
+_SOURCES = {STREAM: INGEST_STREAM, PUBSUB: INGEST_PUBSUB}
 _FIELD = b"brief"
 
 
@@ -72,13 +74,14 @@ def _entry_payload(entry: Entry) -> tuple[bytes, str | None]:
 class Ingest:
     """Consumes the ingest stream (when holding the lease) and the ingest channel."""
 
-    def __init__(self, inbox: Inbox, content: Content) -> None:
+    def __init__(self, inbox: Inbox, content: Content, stats: Stats) -> None:
+        self._stats = stats
         self._inbox = inbox
         self._content = content
         self._messages: asyncio.Queue[bytes] = asyncio.Queue(limits.INGEST_PUBSUB_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
         self._attempts: Counter[str] = Counter()
-        self.counts: Counter[str] = Counter()  # published, duplicate, dead_letter, dropped
+        self.counts: Counter[str] = Counter()  # published, duplicate, dropped
         self.holds_lease = False
 
     @property
@@ -202,7 +205,7 @@ class Ingest:
     # -- both -----------------------------------------------------------------------------
 
     async def _publish(self, brief: Brief, source: str) -> None:
-        if await self._content.publish_brief(brief) is None:
+        if await self._content.publish_brief(brief, _SOURCES[source]) is None:
             self.counts["duplicate"] += 1
             logger.info("ingest %s: brief %s was already published; skipped", source, brief.id)
         else:
@@ -213,5 +216,5 @@ class Ingest:
         self, reason: str, payload: bytes, source: str, entry_id: str | None = None
     ) -> None:
         await self._inbox.dead_letter(reason, payload, source, entry_id)
-        self.counts["dead_letter"] += 1
+        self._stats.dead_letters[source] += 1
         logger.warning("ingest %s: dead-lettered a payload: %s", source, reason)

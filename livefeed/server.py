@@ -30,6 +30,8 @@ def server_config(
         timeout_graceful_shutdown=int(drain_seconds) + 10,
         h11_max_incomplete_event_size=16 * 1024,
         lifespan="on",
+        log_config=None,  # livefeed configures logging (plain or JSON)
+        access_log=False,  # livefeed logs each request itself, with a request id
         server_header=False,
         **extra,
     )

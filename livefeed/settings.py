@@ -71,6 +71,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _log_format(text: str) -> str:
+    if text not in {"plain", "json"}:
+        raise ValueError(f"expected plain or json, got {text!r}")
+    return text
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
@@ -164,6 +170,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("demo", "false", "Load the demo article and its briefs once (idempotent).", _bool),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
+    Setting("log_format", "plain", "Log lines: plain (for a terminal) or json.", _log_format),
+    Setting(
+        "metrics_token",
+        "",
+        "If set, /metrics needs Authorization: Bearer <this token>.",
+        _optional,
+        secret=True,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -188,6 +202,8 @@ class Settings:
     drain_seconds: float = 10.0
     demo: bool = False
     log_level: str = "info"
+    log_format: str = "plain"
+    metrics_token: str | None = None
 
     @classmethod
     def load(

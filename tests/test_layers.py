@@ -8,7 +8,7 @@ from pathlib import Path
 import livefeed
 
 PACKAGE = Path(livefeed.__file__).parent
-PURE = {"events", "models", "errors", "limits", "settings"}
+PURE = {"events", "models", "errors", "limits", "settings", "stats"}
 
 # For each layer: the livefeed modules (by dotted prefix) it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -17,6 +17,9 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "limits": set(),
     "settings": set(),
+    "stats": set(),
+    "logs": set(),
+    "metrics": {*PURE},
     "storage": {*PURE, "storage"},
     "hub": {*PURE, "storage"},
     "readers": set(),
@@ -42,8 +45,9 @@ ALLOWED: dict[str, set[str]] = {
         "demo",
         "http",
         "ingest",
+        "metrics",
     },
-    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish"},
+    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs"},
     "__main__": {"cli"},
     "__init__": {"publish"},
 }

@@ -15,13 +15,21 @@ from redis.asyncio import Redis
 
 from livefeed import events, models
 from livefeed.errors import InvalidInput, NotFound
+from livefeed.events import EventId
 from livefeed.models import Article, Brief, Comment
 from livefeed.settings import Rate
+from livefeed.stats import Stats
 from livefeed.storage.eventlog import Change, EventLog, Outcome
 from livefeed.storage.keys import Keys
 from livefeed.storage.ratelimit import RateLimiter
 
 T = TypeVar("T")
+
+# Where a write came from, for the events-published metric.
+API = "api"
+EDITOR = "editor"
+INGEST_STREAM = "ingest-stream"
+INGEST_PUBSUB = "ingest-pubsub"
 
 _BRIEF_FIELDS = ("id", "text", "breaking", "article", "published_at", "updated_at")
 
@@ -46,8 +54,11 @@ class Listing(Generic[T]):
 class Content:
     """Reads and writes of the newsroom's objects; every write emits its event."""
 
-    def __init__(self, redis: Redis, keys: Keys, log: EventLog, comment_rate: Rate) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, log: EventLog, comment_rate: Rate, stats: Stats
+    ) -> None:
         self._redis = redis
+        self._stats = stats
         self._keys = keys
         self._log = log
         self._limiter = RateLimiter(redis, keys)
@@ -56,6 +67,14 @@ class Content:
     @property
     def log(self) -> EventLog:
         return self._log
+
+    async def _append(
+        self, topic: str, event_type: str, data: dict[str, Any], change: Change, source: str
+    ) -> EventId | Outcome:
+        result = await self._log.append(topic, event_type, data, change)
+        if not isinstance(result, Outcome):
+            self._stats.published[event_type, source] += 1
+        return result
 
     async def position(self, topic: str) -> str:
         """The topic's current last event id, for pages and list responses."""
@@ -82,35 +101,35 @@ class Content:
             return None
         return _brief(record)
 
-    async def publish_brief(self, brief: Brief) -> Brief | None:
+    async def publish_brief(self, brief: Brief, source: str = API) -> Brief | None:
         """Publish a new brief; None if a brief with its id was ever published (idempotency)."""
         change = self._brief_change("create", brief, brief.to_json())
-        result = await self._log.append(
-            events.BRIEFS, events.BRIEF_PUBLISHED, brief.to_json(), change
+        result = await self._append(
+            events.BRIEFS, events.BRIEF_PUBLISHED, brief.to_json(), change, source
         )
         return None if result is Outcome.EXISTS else brief
 
-    async def correct_brief(self, brief_id: str, payload: object) -> Brief:
+    async def correct_brief(self, brief_id: str, payload: object, source: str = API) -> Brief:
         current = await self.get_brief(brief_id)
         if current is None:
             raise NotFound(f"no brief {brief_id!r}")
         brief = models.corrected_brief(current, payload)
         change = self._brief_change("update", brief, brief.to_json())
-        result = await self._log.append(
-            events.BRIEFS, events.BRIEF_UPDATED, brief.to_json(), change
+        result = await self._append(
+            events.BRIEFS, events.BRIEF_UPDATED, brief.to_json(), change, source
         )
         if result is Outcome.MISSING:
             raise NotFound(f"brief {brief_id!r} was retracted")
         return brief
 
-    async def retract_brief(self, brief_id: str) -> None:
+    async def retract_brief(self, brief_id: str, source: str = API) -> None:
         current = await self.get_brief(brief_id)
         if current is None:
             raise NotFound(f"no brief {brief_id!r}")
         record = {**current.to_json(), "retracted_at": models.now_iso()}
         change = self._brief_change("remove", current, record)
-        result = await self._log.append(
-            events.BRIEFS, events.BRIEF_DELETED, {"id": brief_id}, change
+        result = await self._append(
+            events.BRIEFS, events.BRIEF_DELETED, {"id": brief_id}, change, source
         )
         if result is Outcome.MISSING:
             raise NotFound(f"brief {brief_id!r} was already retracted")
@@ -131,7 +150,9 @@ class Content:
         record = await self._redis.get(self._keys.article(slug))
         return None if record is None else Article.from_json(json.loads(record))
 
-    async def put_article(self, slug: str, payload: object) -> tuple[Article, bool]:
+    async def put_article(
+        self, slug: str, payload: object, source: str = API
+    ) -> tuple[Article, bool]:
         """Create or replace an article; the article and whether it is new."""
         if not models.is_slug(slug):
             raise NotFound(f"no article {slug!r}")
@@ -140,7 +161,7 @@ class Content:
         key = self._keys.article(slug)
         change = Change("set", key, key, record=_dump(article.to_json()))
         topic = events.article_topic(slug)
-        await self._log.append(topic, events.ARTICLE_UPDATED, article.to_json(), change)
+        await self._append(topic, events.ARTICLE_UPDATED, article.to_json(), change, source)
         return article, existing is None
 
     async def require_article(self, slug: str) -> Article:
@@ -164,7 +185,9 @@ class Content:
         items = [Comment.from_json(json.loads(r)) for r in listing.records]
         return Listing(items, listing.last_event_id)
 
-    async def post_comment(self, slug: str, payload: object, client: str) -> Comment:
+    async def post_comment(
+        self, slug: str, payload: object, client: str, source: str = API
+    ) -> Comment:
         """Validate, rate-limit per client address, store and emit a reader's comment."""
         await self.require_article(slug)
         comment = models.new_comment(slug, payload)
@@ -179,10 +202,10 @@ class Content:
             score=models.time_ms(comment.created_at),
         )
         topic = events.comments_topic(slug)
-        await self._log.append(topic, events.COMMENT_CREATED, comment.to_json(), change)
+        await self._append(topic, events.COMMENT_CREATED, comment.to_json(), change, source)
         return comment
 
-    async def hide_comment(self, slug: str, comment_id: str) -> None:
+    async def hide_comment(self, slug: str, comment_id: str, source: str = API) -> None:
         """Hide a comment from readers; it stays stored, marked hidden."""
         await self.require_article(slug)
         k = self._keys
@@ -198,8 +221,8 @@ class Content:
             record=_dump(hidden),
         )
         data = {"id": comment_id, "article": slug}
-        result = await self._log.append(
-            events.comments_topic(slug), events.COMMENT_DELETED, data, change
+        result = await self._append(
+            events.comments_topic(slug), events.COMMENT_DELETED, data, change, source
         )
         if result is Outcome.MISSING:
             raise NotFound(f"comment {comment_id!r} is already hidden")

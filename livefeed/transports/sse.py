@@ -21,6 +21,7 @@ from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
 from livefeed.http import is_allowed_origin
 from livefeed.readers import SSE, Readers
+from livefeed.stats import Stats
 from livefeed.subscription import Subscription
 
 HEADERS = {
@@ -57,6 +58,7 @@ async def events_endpoint(request: Request) -> Response:
     if readers.going_away.is_set():
         return _error(503, errors.UNAVAILABLE, "server is restarting, reconnect")
     subscription = Subscription(request.app.state.hub, request.app.state.log)
+    stats: Stats = request.app.state.stats
     known: dict[str, str] = {}
     try:
         for topic in dict.fromkeys(topics):
@@ -66,6 +68,8 @@ async def events_endpoint(request: Request) -> Response:
             # it cannot resume (or was not asked to), so a reconnect resumes it from there.
             start = await subscription.position(topic)
             recovered = await subscription.subscribe(topic, since or start)
+            if since:
+                stats.resumes[recovered] += 1
             known[topic] = since if since and recovered else start
     except LivefeedError as exc:
         subscription.close()
@@ -75,7 +79,7 @@ async def events_endpoint(request: Request) -> Response:
     except BaseException:
         subscription.close()
         raise
-    return EventStream(subscription, readers, known)
+    return EventStream(subscription, readers, known, stats)
 
 
 def _record(event_type: str, cursor: str | None, data: str) -> bytes:
@@ -91,8 +95,13 @@ class EventStream(Response):
     """The streaming response of one SSE reader."""
 
     def __init__(
-        self, subscription: Subscription, readers: Readers, positions: dict[str, str]
+        self,
+        subscription: Subscription,
+        readers: Readers,
+        positions: dict[str, str],
+        stats: Stats,
     ) -> None:
+        self._stats = stats
         super().__init__(headers=HEADERS)
         # A stream has no length: drop the Content-Length: 0 an empty Response would send.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
@@ -119,6 +128,8 @@ class EventStream(Response):
                 }
                 try:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    if subscription.overflowed.is_set():
+                        self._stats.slow_disconnects[SSE] += 1
                 finally:
                     for task in tasks:
                         task.cancel()
@@ -146,10 +157,12 @@ class EventStream(Response):
             if isinstance(item, Event):
                 self._positions[item.topic] = str(item.id)
                 body = _record(item.type, encode_cursor(self._positions), item.frame)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                self._stats.delivered_event(SSE, item.id.ms)
             else:
                 control = json.loads(item)
                 body = _record(control["type"], encode_cursor(self._positions), item)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+                await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -23,6 +23,7 @@ from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
 from livefeed.http import is_allowed_origin
 from livefeed.hub import Hub
 from livefeed.readers import WS, Readers
+from livefeed.stats import Stats
 from livefeed.storage.eventlog import EventLog
 from livefeed.subscription import Subscription
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
@@ -42,6 +43,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if not is_allowed_origin(websocket, state.settings.allowed_origins):
         await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
         return
+    stats: Stats = state.stats
     await websocket.accept()
     if readers.going_away.is_set():
         await websocket.close(CloseCode.GOING_AWAY)  # reconnect now, to another server
@@ -49,8 +51,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     subscription = Subscription(hub, log)
     with readers.connected(WS):
         tasks = {
-            asyncio.create_task(_read(websocket, subscription)): "read",
-            asyncio.create_task(_write(websocket, subscription)): "write",
+            asyncio.create_task(_read(websocket, subscription, stats)): "read",
+            asyncio.create_task(_write(websocket, subscription, stats)): "write",
             asyncio.create_task(subscription.overflowed.wait()): "slow",
             asyncio.create_task(readers.my_turn_to_leave()): "away",
         }
@@ -64,7 +66,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     await task
             subscription.close()
         first = next(iter(done))
-        await _close(websocket, _close_code(tasks[first], first))
+        code = _close_code(tasks[first], first)
+        if code == CloseCode.TRY_AGAIN_LATER:
+            stats.slow_disconnects[WS] += 1
+        logger.debug("reader left (%s, close code %s)", tasks[first], code)
+        await _close(websocket, code)
 
 
 def _close_code(reason: str, task: asyncio.Task[Any]) -> CloseCode | None:
@@ -85,7 +91,7 @@ async def _close(websocket: WebSocket, code: CloseCode | None) -> None:
         await asyncio.wait_for(websocket.close(code), 1.0)
 
 
-async def _read(websocket: WebSocket, subscription: Subscription) -> None:
+async def _read(websocket: WebSocket, subscription: Subscription, stats: Stats) -> None:
     bad_frames: deque[float] = deque()
     while True:
         message = await websocket.receive()
@@ -95,7 +101,7 @@ async def _read(websocket: WebSocket, subscription: Subscription) -> None:
         try:
             if text is None:
                 raise FrameError("send JSON in text frames", code=errors.BAD_FRAME)
-            await _handle(parse_frame(text), subscription)
+            await _handle(parse_frame(text), subscription, stats)
         except LivefeedError as exc:
             subscription.send(error_frame(exc.code, exc.message))
             if isinstance(exc, errors.Unavailable):
@@ -108,20 +114,26 @@ async def _read(websocket: WebSocket, subscription: Subscription) -> None:
                 raise _PolicyViolation from None
 
 
-async def _handle(frame: Frame, subscription: Subscription) -> None:
+async def _handle(frame: Frame, subscription: Subscription, stats: Stats) -> None:
     if frame.type == PING:
         subscription.send(pong_frame())
     elif frame.type == SUBSCRIBE:
-        await subscription.subscribe(frame.topic, frame.since)
+        recovered = await subscription.subscribe(frame.topic, frame.since)
+        if frame.since is not None:
+            stats.resumes[recovered] += 1
     else:
         subscription.unsubscribe(frame.topic)
         subscription.send(unsubscribed_frame(frame.topic))
 
 
-async def _write(websocket: WebSocket, subscription: Subscription) -> None:
+async def _write(websocket: WebSocket, subscription: Subscription, stats: Stats) -> None:
     try:
         while True:
             item = await subscription.next()
-            await websocket.send_text(item.frame if isinstance(item, Event) else item)
+            if isinstance(item, Event):
+                await websocket.send_text(item.frame)
+                stats.delivered_event(WS, item.id.ms)
+            else:
+                await websocket.send_text(item)
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client is gone; the reader sees the disconnect

@@ -1,0 +1,199 @@
+"""``/metrics`` in Prometheus text format, and the HTTP middleware that counts and logs requests.
+
+Everything here is read from plain counters (``stats.py``) and live state (readers, hub,
+ingest) when Prometheus scrapes, so serving readers pays nothing for it. With several
+worker processes each process is scraped on its own (its own ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from livefeed import errors
+from livefeed.stats import LATENCY_BUCKETS, Stats
+
+logger = logging.getLogger("livefeed.http")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class LivefeedCollector(Collector):
+    """Turns one app's state into metric families at scrape time."""
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        stats: Stats = state.stats
+        clients = GaugeMetricFamily(
+            "livefeed_connected_clients", "Readers connected now.", labels=["transport"]
+        )
+        for transport, count in state.readers.counts().items():
+            clients.add_metric([transport], count)
+        yield clients
+
+        subscriptions = GaugeMetricFamily(
+            "livefeed_subscriptions", "Reader subscriptions by topic kind.", labels=["kind"]
+        )
+        by_kind: Counter[str] = Counter({"briefs": 0, "comments": 0, "article": 0})
+        for topic, listeners in state.hub.topics().items():
+            by_kind[topic.split(":", 1)[0]] += listeners
+        for kind, count in sorted(by_kind.items()):
+            subscriptions.add_metric([kind], count)
+        yield subscriptions
+
+        yield _counter(
+            "livefeed_events_published",
+            "Events published by this process.",
+            ["type", "source"],
+            {(t, s): n for (t, s), n in stats.published.items()},
+        )
+        yield _counter(
+            "livefeed_frames_delivered",
+            "Event frames written to readers.",
+            ["transport"],
+            {(t,): n for t, n in stats.delivered.items()},
+        )
+        yield _counter(
+            "livefeed_slow_consumer_disconnects",
+            "Readers closed for reading too slowly.",
+            ["transport"],
+            {(t,): n for t, n in stats.slow_disconnects.items()},
+        )
+        yield _counter(
+            "livefeed_resumes",
+            "Subscriptions with a since id, by whether it was served.",
+            ["recovered"],
+            {(str(r).lower(),): n for r, n in stats.resumes.items()},
+        )
+        yield _counter(
+            "livefeed_ingest_dead_letters",
+            "Ingest payloads sent to the dead-letter stream.",
+            ["source"],
+            {(s,): n for s, n in stats.dead_letters.items()},
+        )
+        yield _counter(
+            "livefeed_http_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            {(r, str(s)): n for (r, s), n in stats.http.items()},
+        )
+        hub = state.hub
+        yield _counter("livefeed_redis_reconnects", "Pub/sub reconnects.", [], {(): hub.reconnects})
+        yield _counter(
+            "livefeed_pubsub_gaps", "Live gaps noticed and replayed.", [], {(): hub.gaps}
+        )
+        yield _counter(
+            "livefeed_pubsub_silent",
+            "Liveness probes that did not come back.",
+            [],
+            {(): hub.silent},
+        )
+        latency = stats.latency
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), latency.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        histogram = HistogramMetricFamily(
+            "livefeed_deliver_latency_seconds",
+            "Time from an event's publication (its id's timestamp) to its frame being written.",
+        )
+        histogram.add_metric([], buckets, latency.sum)
+        yield histogram
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], values: dict[tuple[str, ...], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for label_values, value in sorted(values.items()):
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def registry_for(state: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LivefeedCollector(state))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    token: str | None = request.app.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            error = errors.Unauthorized("metrics need Authorization: Bearer <metrics token>")
+            return JSONResponse(error.to_json(), status_code=401)
+    body = generate_latest(request.app.state.metrics_registry)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+class RequestLog:
+    """ASGI middleware: a request id on every HTTP response, one log line, a count by route."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute], stats: Stats) -> None:
+        self._app = app
+        self._stats = stats
+        # Label requests by route template, never by raw path (bounded label values).
+        self._templates: dict[Any, str] = {}
+        for route in routes:
+            if isinstance(route, (Route, WebSocketRoute)):
+                self._templates[route.endpoint] = route.path
+            elif isinstance(route, Mount):
+                self._templates[route.app] = route.path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(6)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            endpoint = scope.get("endpoint") or scope.get("app")
+            route = self._templates.get(endpoint, "unmatched")
+            self._stats.http[route, status] += 1
+            logger.info(
+                "%s %s %d %.1fms rid=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                request_id,
+                extra={"request_id": request_id, "status": status, "route": route},
+            )

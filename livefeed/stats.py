@@ -1,0 +1,51 @@
+"""Stats: the process's counters, kept as plain numbers so the hot path pays almost nothing.
+
+Writers of frames, the hub, the ingest and the store bump attributes here (an int add, no
+lock, no label lookup); ``metrics.py`` turns them into Prometheus families only when
+``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import Counter
+
+# Publish -> deliver latency buckets, in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class LatencyHistogram:
+    """Cumulative-on-read histogram: ``observe`` is one bisect and two adds."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class Stats:
+    """Counters of one livefeed process."""
+
+    def __init__(self) -> None:
+        self.delivered = Counter[str]()  # frames written, by transport
+        self.slow_disconnects = Counter[str]()  # by transport
+        self.resumes = Counter[bool]()  # by recovered
+        self.published = Counter[tuple[str, str]]()  # by (event type, source)
+        self.dead_letters = Counter[str]()  # by ingest source
+        self.http = Counter[tuple[str, int]]()  # by (route template, status)
+        self.latency = LatencyHistogram()
+
+    def delivered_event(self, transport: str, published_ms: int) -> None:
+        """A frame of an event published at ``published_ms`` was written to a reader."""
+        self.delivered[transport] += 1
+        self.latency.observe(max(0.0, time.time() - published_ms / 1000))
