@@ -184,6 +184,27 @@ export class Connection extends EventTarget {
     this.positions[topic] = id;
   }
 
+  /** Follow one more topic from `since` (another tab needs it), on the same connection. */
+  subscribe(topic, since) {
+    if (topic in this.positions) return;
+    this.positions[topic] = since || null;
+    if (this.state === "connected" && this.kind === "websocket") {
+      this.transport.send(since ? { type: "subscribe", topic, since } : { type: "subscribe", topic });
+    } else if (this.state === "connected" || this.connecting) {
+      // SSE fixes its topics in the URL, and an opening socket already has its list.
+      this.teardown();
+      this.cycle = this.transportOrder();
+      this.attemptNext("new topic");
+    } // else: waiting to retry, and the next attempt includes it
+  }
+
+  /** Stop following a topic (the other tab that needed it has gone). */
+  unsubscribe(topic) {
+    delete this.positions[topic];
+    if (this.kind === "websocket") this.transport.send({ type: "unsubscribe", topic });
+    // Over SSE the topic stays in the stream until the next reconnect, which leaves it out.
+  }
+
   /** Reconnect at once (online, tab visible again, back-forward cache), unless connected. */
   connectNow(reason) {
     if (this.stopped || this.state === "connected" || this.connecting) return;
@@ -264,6 +285,7 @@ export class Connection extends EventTarget {
       return;
     }
     if (typeof frame.topic === "string" && typeof frame.id === "string") {
+      if (!(frame.topic in this.positions)) return; // unsubscribed, still in flight
       this.positions[frame.topic] = frame.id;
       this.emit("event", frame);
     }

@@ -2,6 +2,7 @@
 // the lists it rendered), connects, and routes every event to its renderer.
 
 import { Connection } from "./connection.js";
+import { SharedConnection } from "./shared.js";
 import { BreakingBanner, BriefList, localizeTime, localizeTimes } from "./render.js";
 import { CommentForm, CommentList } from "./comments.js";
 
@@ -175,7 +176,13 @@ function start(config) {
     }
   }
 
-  const connection = new Connection(config.positions || { briefs: null });
+  // The tabs of one browser share one connection where the browser can coordinate them.
+  const Live = SharedConnection.supported() ? SharedConnection : Connection;
+  const connection = new Live(config.positions || { briefs: null });
+  connection.addEventListener("role", (event) => {
+    const status = $('[data-live="status"]');
+    if (status) status.dataset.role = event.detail.role;
+  });
   connection.addEventListener("state", (event) => showStatus(event.detail.state, connection.kind));
   connection.addEventListener("event", (event) => dispatch(event.detail));
   connection.addEventListener("subscribed", (event) => {
