@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from livefeed.demo import load_demo
 from livefeed.errors import LivefeedError
 from livefeed.hub import Hub
 from livefeed.ingest import Ingest
+from livefeed.logs import configure_logging
 from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
 from livefeed.settings import Settings
@@ -136,3 +138,14 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: _http_error,
         },
     )
+
+
+def app_from_environment() -> Starlette:
+    """The app of one worker process of ``livefeed serve --workers N``.
+
+    The parent process resolved every setting (the embedded Redis URL, the editor token)
+    and exported them as ``LIVEFEED_*`` variables before starting the workers.
+    """
+    settings = Settings.load(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

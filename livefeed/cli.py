@@ -110,13 +110,11 @@ def publish(
 def serve(settings: Settings) -> int:
     """Run livefeed until it is stopped; non-zero if it never started."""
     configure_logging(settings.log_level, settings.log_format)
-    if settings.workers > 1:
-        print("livefeed: --workers > 1 is not supported yet", file=sys.stderr)
-        return 2
     # Imported here so `livefeed --help` stays fast and needs no server libraries.
     from livefeed.app import create_app
     from livefeed.embedded_redis import EmbeddedRedis, EmbeddedRedisError
     from livefeed.server import Server, server_config
+    from livefeed.workers import run_workers
 
     embedded: EmbeddedRedis | None = None
     try:
@@ -133,6 +131,17 @@ def serve(settings: Settings) -> int:
                 file=sys.stderr,
             )
         logger.info("settings: %s", settings.public())
+        if settings.workers > 1:
+            # One embedded Redis and one editor token for all workers, passed by env.
+            os.environ.update(settings.to_env())
+            run_workers(
+                settings.host,
+                settings.port,
+                settings.drain_seconds,
+                settings.workers,
+                settings.log_level,
+            )
+            return 0
         server = Server(
             server_config(
                 create_app(settings),

@@ -13,7 +13,7 @@ from livefeed.readers import Readers
 
 
 def server_config(
-    app: Starlette, host: str, port: int, drain_seconds: float = 10.0, **extra: Any
+    app: Starlette | str, host: str, port: int, drain_seconds: float = 10.0, **extra: Any
 ) -> uvicorn.Config:
     """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts."""
     return uvicorn.Config(
@@ -47,8 +47,19 @@ class Server(uvicorn.Server):
     """
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        app = self.config.app
-        readers: Readers | None = getattr(getattr(app, "state", None), "readers", None)
+        readers = _readers_of(self.config.loaded_app if self.config.loaded else self.config.app)
         if readers is not None:
             await readers.drain()
         await super().shutdown(sockets)
+
+
+def _readers_of(app: Any) -> Readers | None:
+    """The Readers of our app, under whatever wrappers uvicorn put around it."""
+    for _ in range(10):
+        readers = getattr(getattr(app, "state", None), "readers", None)
+        if isinstance(readers, Readers):
+            return readers
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None

@@ -225,6 +225,20 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """Every setting as its ``LIVEFEED_*`` variable, unmasked: how worker processes get them."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = "" if value is None else str(value)
+            env[_BY_NAME[f.name].env] = text
+        return env
+
     def public(self) -> dict[str, str]:
         """Every setting as text for the startup log, secrets masked."""
         shown = {}

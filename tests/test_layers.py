@@ -47,7 +47,8 @@ ALLOWED: dict[str, set[str]] = {
         "ingest",
         "metrics",
     },
-    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs"},
+    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs", "workers"},
+    "workers": {"server"},
     "__main__": {"cli"},
     "__init__": {"publish"},
 }

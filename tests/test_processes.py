@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
 from tests.helpers import auth, recv_json, subscribe, wait_for
@@ -105,3 +109,59 @@ async def test_a_stale_embedded_redis_from_a_killed_livefeed_is_reused(
         assert (await api.get("/api/briefs")).json()["items"][0]["id"] == brief["id"]
     assert again.stop(signal.SIGTERM) == 0
     await wait_for(lambda: not _running(redis_pid), what="the reused Redis to stop with livefeed")
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def _socket_count(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+async def test_workers_share_one_port_and_sigterm_sends_every_reader_away(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    env = {
+        "LIVEFEED_REDIS_URL": redis_server.url,
+        "LIVEFEED_REDIS_PREFIX": prefix,
+        "LIVEFEED_EDITOR_TOKEN": TOKEN,
+    }
+    server = await livefeed_process(["--workers", "2", "--drain-seconds", "1"], env)
+    # multiprocessing's resource tracker is a child too; the workers are the ones serving.
+    await wait_for(
+        lambda: len([w for w in _children(server.process.pid) if _socket_count(w) > 2]) == 2,
+        what="two serving workers",
+    )
+    workers = [w for w in _children(server.process.pid) if _socket_count(w) > 2]
+    before = {w: _socket_count(w) for w in workers}
+    ws_url = server.url.replace("http", "ws") + "/ws"
+    clients = [await websockets.connect(ws_url) for _ in range(24)]
+    try:
+        for ws in clients:
+            await subscribe(ws, "briefs")
+        grown = {w: _socket_count(w) - before[w] for w in workers}
+        assert all(n > 0 for n in grown.values()), f"readers per worker: {grown}"
+        async with httpx.AsyncClient(base_url=server.url) as api:
+            response = await api.post("/api/briefs", json={"text": "to all"}, headers=auth(TOKEN))
+        for ws in clients:
+            assert (await recv_json(ws))["data"]["id"] == response.json()["id"]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        server.process.send_signal(signal.SIGTERM)
+        codes = []
+        for ws in clients:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+        assert codes == [1001] * len(clients)
+        assert loop.time() - started < 5
+        assert server.stop() == 0
+    finally:
+        for ws in clients:
+            await ws.close()
