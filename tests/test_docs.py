@@ -23,10 +23,3 @@ def test_ci_runs_the_readme_test_command() -> None:
         line.strip() for line in README.splitlines() if "pytest" in line and "pip install" in line
     )
     assert test_command in ci
-
-
-def test_docker_compose_runs_redis_with_aof_and_livefeed_against_it() -> None:
-    compose = (ROOT / "docker-compose.yml").read_text()
-    assert "--appendonly" in compose and "everysec" in compose
-    assert "LIVEFEED_REDIS_URL: redis://redis:6379/0" in compose
-    assert "/readyz" in compose
