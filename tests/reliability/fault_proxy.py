@@ -1,0 +1,131 @@
+"""A loopback TCP proxy in front of Redis that can make subscriber connections go silent.
+
+livefeed uses one Redis URL for its command connections and its pub/sub connection, so the
+whole app goes through the proxy; the proxy tells them apart by what the client sends: a
+connection that has sent ``SUBSCRIBE`` is a subscriber. ``silence`` drops everything Redis
+sends to subscribers (Redis believes it delivered; the connection stays open and the
+client reads nothing) — the "deaf listener" failure — while command connections keep
+working, so the hub's probe can be published and must notice that it never comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+_SUBSCRIBE = b"SUBSCRIBE"
+
+
+@dataclass(eq=False)
+class _Pipe:
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter
+    subscriber: bool = False
+    silenced: bool = False
+    dropped: int = 0  # bytes from Redis thrown away
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class FaultProxy:
+    """Forwards 127.0.0.1:<port> to a Redis port; can silence subscriber connections."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[_Pipe] = set()
+        self._silence_new = False
+        self.connections = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pipe in list(self._pipes):
+            await self._close(pipe)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def subscribers(self) -> int:
+        """Open subscriber connections."""
+        return sum(p.subscriber for p in self._pipes)
+
+    def silenced(self) -> int:
+        return sum(p.silenced for p in self._pipes)
+
+    def silence(self, *, new_ones_too: bool = False) -> int:
+        """Drop what Redis sends to today's subscribers (and, optionally, to later ones)."""
+        self._silence_new = new_ones_too
+        count = 0
+        for pipe in self._pipes:
+            if pipe.subscriber:
+                pipe.silenced = True
+                count += 1
+        return count
+
+    def heal(self) -> None:
+        """Let every connection hear Redis again (what was dropped stays lost)."""
+        self._silence_new = False
+        for pipe in self._pipes:
+            pipe.silenced = False
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        self.connections += 1
+        pipe = _Pipe(writer, up_writer)
+        self._pipes.add(pipe)
+        pipe.tasks = [
+            asyncio.create_task(self._from_client(pipe, reader)),
+            asyncio.create_task(self._from_redis(pipe, up_reader)),
+        ]
+        await asyncio.wait(pipe.tasks, return_when=asyncio.FIRST_COMPLETED)
+        await self._close(pipe)
+
+    async def _from_client(self, pipe: _Pipe, reader: asyncio.StreamReader) -> None:
+        tail = b""
+        while data := await reader.read(65536):
+            if not pipe.subscriber and _SUBSCRIBE in (tail + data).upper():
+                pipe.subscriber = True
+                pipe.silenced = self._silence_new
+            tail = data[-len(_SUBSCRIBE) :]
+            pipe.upstream.write(data)
+            await pipe.upstream.drain()
+
+    async def _from_redis(self, pipe: _Pipe, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(65536):
+            if pipe.silenced:
+                pipe.dropped += len(data)
+                continue
+            pipe.client.write(data)
+            await pipe.client.drain()
+
+    async def _close(self, pipe: _Pipe) -> None:
+        if pipe not in self._pipes:
+            return
+        self._pipes.discard(pipe)
+        current = asyncio.current_task()
+        for task in pipe.tasks:
+            if task is not current:
+                task.cancel()
+        for writer in (pipe.client, pipe.upstream):
+            writer.close()
+        for task in pipe.tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, OSError, ConnectionError):
+                    await task
+        for writer in (pipe.client, pipe.upstream):
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()

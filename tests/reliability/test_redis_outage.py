@@ -1,0 +1,154 @@
+"""Redis dies (SIGKILL) or hangs (SIGSTOP) while editors publish and readers watch.
+
+While Redis is away the API answers 503 JSON with Retry-After within 2 s, connected readers
+stay connected, and once Redis is back every acknowledged brief reaches every reader exactly
+once, in order, within 3 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import time
+
+import httpx
+
+from tests.conftest import LiveServer, RedisServer
+from tests.helpers import TIMEOUT
+from tests.reliability.checker import Checker, start_all, stop_all, wait_until_all_have
+from tests.reliability.conftest import Answer, Publisher, history, report
+
+READERS = 5
+RATE = 50.0  # briefs per second, through the API
+
+
+async def _position(server: LiveServer) -> str:
+    async with server.client() as api:
+        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
+
+
+def _check_outage_answers(answers: list[Answer]) -> list[float]:
+    """Every answer is a 201 or a 503 JSON with Retry-After; the latencies of the 503s."""
+    wrong = [a for a in answers if a.status not in (201, 503)]
+    assert not wrong, f"answers other than 201/503 while Redis was away: {wrong[:5]}"
+    unavailable = [a for a in answers if a.status == 503]
+    assert unavailable, "no request met the outage: the test did not test anything"
+    for answer in unavailable:
+        assert answer.retry_after is not None, answer
+        assert '"code"' in answer.error, answer
+    return [a.latency for a in unavailable]
+
+
+async def test_redis_sigkilled_mid_publish_loses_no_acknowledged_brief(
+    own_server: LiveServer, own_redis: RedisServer
+) -> None:
+    hub = own_server.app.state.hub
+    since = await _position(own_server)
+    readers = [
+        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}", keep_data=True)
+        for i in range(READERS)
+    ]
+    await start_all(readers)
+    publisher = Publisher(own_server.url, own_server.token, RATE)
+    try:
+        publisher.start(seconds=6.0)
+        await asyncio.sleep(2.0)
+        own_redis.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        await asyncio.sleep(1.5)
+        own_redis.start()  # same port, same data dir: the AOF is replayed
+        back_at = time.monotonic()
+        survived = {
+            event_id
+            for event_id, _ in await history(own_redis.url, own_server.settings.redis_prefix)
+        }
+        await publisher.wait()
+        truth = await history(own_redis.url, own_server.settings.redis_prefix)
+        truth_ids = [event_id for event_id, _ in truth]
+        await wait_until_all_have(readers, "briefs", truth_ids, timeout=3.0 + TIMEOUT)
+    finally:
+        publisher.stop()
+        await stop_all(readers)
+
+    # Nothing acknowledged was lost by Redis (AOF), and readers got exactly the stream.
+    published = {data["id"] for _, data in truth}
+    acknowledged = publisher.acknowledged()
+    lost = [b for b in acknowledged if b not in published]
+    assert not lost, f"{len(lost)} acknowledged briefs are not in the stream after the restart"
+    for reader in readers:
+        reader.check("briefs", truth_ids)
+        assert [d["id"] for d in reader.data["briefs"]] == [d["id"] for _, d in truth]
+        assert reader.connections == 1, f"{reader.name} was disconnected: {reader.closes}"
+    assert hub.reconnects >= 1
+
+    # Figures: how fast the API says 503, and how fast readers caught up once Redis was back.
+    latencies = _check_outage_answers(publisher.answers)
+    assert max(latencies) < 2.0, f"a 503 took {max(latencies):.2f}s"
+    first_new = min(
+        (a for a in publisher.answers if a.status == 201 and a.sent_at > back_at),
+        key=lambda a: a.sent_at,
+    )
+    first_new_event = next(e for e, d in truth if d["id"] == first_new.brief_id)
+    wanted = [e for e in truth_ids if e in survived] + [first_new_event]
+    caught_up = max(r.arrived["briefs"][e] for r in readers for e in wanted) - back_at
+    report(
+        f"Redis SIGKILL: {publisher.by_status()} answers; 503 latency "
+        f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
+        f"down {back_at - killed_at:.2f}s; readers caught up {caught_up:.2f}s after Redis "
+        f"returned ({len(truth_ids)} events, {len(acknowledged)} acknowledged)"
+    )
+    assert caught_up < 3.0, f"readers caught up {caught_up:.2f}s after Redis returned"
+
+
+async def test_redis_hanging_answers_503_in_time_and_resumes_without_loss(
+    own_server: LiveServer, own_redis: RedisServer
+) -> None:
+    """SIGSTOP: connections open but no answer — the timeout path, not a refused connection."""
+    since = await _position(own_server)
+    readers = [
+        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
+    ]
+    await start_all(readers)
+    publisher = Publisher(own_server.url, own_server.token, rate=20.0)
+    assert own_redis.process is not None
+    pid = own_redis.process.pid
+    try:
+        publisher.start(seconds=6.0)
+        await asyncio.sleep(1.5)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            async with httpx.AsyncClient(base_url=own_server.url, timeout=TIMEOUT) as api:
+                started = time.monotonic()
+                ready = await api.get("/readyz")
+                readyz_latency = time.monotonic() - started
+            await asyncio.sleep(2.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        await publisher.wait()
+        truth = await history(own_redis.url, own_server.settings.redis_prefix)
+        truth_ids = [e for e, _ in truth]
+        await wait_until_all_have(readers, "briefs", truth_ids, timeout=3.0 + TIMEOUT)
+        caught_up = max(r.arrived["briefs"][truth_ids[-1]] for r in readers) - resumed_at
+    finally:
+        publisher.stop()
+        await stop_all(readers)
+    assert ready.status_code == 503 and "redis" in ready.json()["failing"], ready.text
+    assert readyz_latency < 2.0
+    latencies = _check_outage_answers(publisher.answers)
+    assert max(latencies) < 2.0, f"a 503 took {max(latencies):.2f}s"
+    published = {d["id"] for _, d in truth}
+    assert not [b for b in publisher.acknowledged() if b not in published]
+    for reader in readers:
+        reader.check("briefs", truth_ids)
+        assert reader.connections == 1, f"{reader.name} was disconnected: {reader.closes}"
+    # A 503 after a timeout does not say the write did not happen: Redis may run it later.
+    late = len(published) - len(publisher.acknowledged())
+    report(
+        f"Redis SIGSTOP: {publisher.by_status()} answers; 503 latency median "
+        f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
+        f"/readyz {readyz_latency * 1000:.0f} ms; {late} briefs answered 503 were written anyway; "
+        f"last event reached every reader {caught_up:.2f}s after SIGCONT"
+    )
