@@ -27,7 +27,7 @@ from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
 from livefeed.settings import Settings
 from livefeed.stats import Stats
-from livefeed.storage.connect import connect, connect_pubsub
+from livefeed.storage.connect import connect, is_cluster_url
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.inbox import Inbox, consumer_name
@@ -92,9 +92,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         redis = connect(redis_url)
-        log = EventLog(redis, keys, settings.history_size)
+        log = EventLog(redis, keys, settings.history_size, sharded=is_cluster_url(redis_url))
         content = Content(redis, keys, log, settings.comment_rate, stats)
-        hub = Hub(lambda: connect_pubsub(redis_url), redis, log, keys)
+        hub = Hub(redis_url, redis, log, keys)
         raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
         ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content, stats)
         await hub.listen(keys.ingest(), ingest.on_message)

@@ -1,4 +1,5 @@
-"""The hub: one Redis pub/sub connection per process, fanning each event out to local readers.
+"""The hub: one Redis pub/sub connection per process (one per master of a cluster), fanning
+each event out to local readers.
 
 Contract:
 
@@ -19,17 +20,16 @@ import asyncio
 import contextlib
 import logging
 import random
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from livefeed import limits
 from livefeed.events import Event, EventId, parse_live_message
+from livefeed.storage.channels import Channels
+from livefeed.storage.connect import Client
 from livefeed.storage.eventlog import GONE, EventLog, Gone
 from livefeed.storage.keys import Keys
 
@@ -63,68 +63,53 @@ def is_after(event_id: EventId, cursor: EventId) -> bool:
 
 
 class Hub:
-    """Owns the process's pub/sub connection and the set of topics its readers follow."""
+    """Owns the process's pub/sub subscriptions and the set of topics its readers follow."""
 
-    def __init__(
-        self, connect_pubsub: Callable[[], Redis], publisher: Redis, log: EventLog, keys: Keys
-    ) -> None:
-        self._connect = connect_pubsub
-        self._publisher = publisher
+    def __init__(self, url: str, publisher: Client, log: EventLog, keys: Keys) -> None:
         self._log = log
         self._keys = keys
         self._topics: dict[str, _Topic] = {}
-        self._channels: dict[str, Callable[[bytes], None]] = {}
-        self._pubsub: PubSub | None = None
-        self._connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._callbacks: dict[str, Callable[[bytes], None]] = {}
+        self._channels = Channels(url, publisher, keys.prefix, self._on_message, self._on_confirmed)
         self._tasks: set[asyncio.Future[None]] = set()
-        # A channel of our own keeps the connection subscribed even with no topics, so the
-        # reader loop never sees an unsubscribed connection (redis-py ends listeners then).
-        self._own_channel = f"{keys.prefix}hub:{secrets.token_hex(8)}"
-        self._session: asyncio.Task[None] | None = None
-        self._was_connected = False
-        self._probe_echo = asyncio.Event()
-        self._probe_token = b""
-        self.reconnects = 0
         self.gaps = 0
-        self.silent = 0  # probes that did not come back
-        self.healthy = True  # the last probe came back
 
     @property
     def is_connected(self) -> bool:
-        return self._connected.is_set()
+        return self._channels.is_connected
 
     @property
     def is_ready(self) -> bool:
-        """Subscribed, and the last probe proved the subscription delivers."""
-        return self._connected.is_set() and self.healthy
+        """Subscribed, and the last probe proved the subscriptions deliver."""
+        return self._channels.is_ready
+
+    @property
+    def reconnects(self) -> int:
+        return self._channels.reconnects
+
+    @property
+    def silent(self) -> int:
+        return self._channels.silent
 
     def topics(self) -> dict[str, int]:
         """Local listener count per followed topic."""
         return {name: len(t.listeners) for name, t in self._topics.items()}
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="livefeed-hub")
-        self._track(asyncio.create_task(self._probe(), name="livefeed-hub-probe"))
-        connected = asyncio.ensure_future(self._connected.wait())
-        await asyncio.wait(
-            {self._task, connected},
-            timeout=limits.REDIS_CONNECT_TIMEOUT * 2,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        connected.cancel()
-        if self._task.done():
-            self._task.result()  # raises what ended the loop
-        if not self._connected.is_set():
-            raise TimeoutError("the hub could not subscribe to Redis pub/sub in time")
+        await self._channels.start()
+        try:
+            await self._channels.wait_connected(limits.REDIS_CONNECT_TIMEOUT * 4)
+        except TimeoutError:
+            await self._channels.stop()
+            raise TimeoutError("the hub could not subscribe to Redis pub/sub in time") from None
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, self._session, *self._tasks) if t is not None]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        for task in tasks:
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._channels.stop()
         for topic in self._topics.values():
             if not topic.ready.done():
                 topic.ready.cancel()
@@ -135,9 +120,8 @@ class Hub:
 
         The callback runs on the event loop and must not block; it gets the raw bytes.
         """
-        self._channels[channel] = callback
-        if self._pubsub is not None:
-            await self._pubsub.subscribe(channel)
+        self._callbacks[channel] = callback
+        await self._channels.add(channel, sharded=False)
 
     async def join(self, name: str, listener: Listener) -> None:
         """Start delivering ``name``'s events to ``listener``; returns once the topic is live."""
@@ -169,146 +153,56 @@ class Hub:
             self._track(asyncio.ensure_future(self._unsubscribe(name)))
 
     async def _subscribe(self, name: str) -> None:
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.subscribe(self._keys.channel(name))
-            except (RedisError, OSError) as exc:
-                # The reader loop reconnects and subscribes every followed topic again.
-                logger.warning("subscribe to %s failed (%s); will retry on reconnect", name, exc)
+        try:
+            await self._channels.add(self._keys.channel(name), sharded=True)
+        except (RedisError, OSError) as exc:
+            # The next session subscribes every followed topic again.
+            logger.warning("subscribe to %s failed (%s); will retry on reconnect", name, exc)
 
     async def _unsubscribe(self, name: str) -> None:
-        if self._pubsub is not None and name not in self._topics:
+        if name not in self._topics:
             with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.unsubscribe(self._keys.channel(name))
+                await self._channels.remove(self._keys.channel(name))
 
     def _track(self, task: asyncio.Future[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- the reader loop ------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        """Keep one pub/sub session alive: reconnect with capped, jittered backoff."""
-        backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
-        while True:
-            self._session = asyncio.create_task(self._subscribe_and_read(), name="livefeed-pubsub")
-            try:
-                # wait() rather than await: a session cancelled by the probe is not our
-                # own cancellation.
-                await asyncio.wait({self._session})
-            except asyncio.CancelledError:
-                self._session.cancel()
-                raise
-            if self._session.cancelled():
-                reason = "silent (no probe echo)"
-            else:
-                exc = self._session.exception()
-                if exc is not None and not isinstance(exc, (RedisError, OSError)):
-                    raise exc  # a bug, not Redis trouble
-                reason = str(exc)
-            self.reconnects += 1
-            if self._was_connected:
-                backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
-            delay = random.uniform(0, backoff)
-            logger.warning(
-                "lost the Redis pub/sub connection (%s); retrying in %.1fs", reason, delay
-            )
-            await asyncio.sleep(delay)
-            backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
-
-    async def _subscribe_and_read(self) -> None:
-        redis = self._connect()
-        pubsub = redis.pubsub()
-        self._was_connected = False
-        try:
-            await pubsub.subscribe(self._own_channel, *self._channels)
-            for name in list(self._topics):
-                await pubsub.subscribe(self._keys.channel(name))
-            self._pubsub = pubsub
-            self.healthy = True  # the subscriptions were just confirmed
-            self._connected.set()
-            self._was_connected = True
-            while True:
-                message = await pubsub.get_message(timeout=None)
-                if message is not None:
-                    self._on_message(message)
-        finally:
-            self._connected.clear()
-            self._pubsub = None
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            with contextlib.suppress(Exception):
-                await redis.aclose()
-
-    async def _probe(self) -> None:
-        """Publish a probe on our own channel now and then; if it does not come back, the
-        subscription is open but deaf: mark the hub unhealthy and start a new session
-        (which replays whatever was missed)."""
-        sequence = 0
-        while True:
-            await asyncio.sleep(limits.PUBSUB_PROBE_INTERVAL)
-            if not self._connected.is_set():
-                continue
-            sequence += 1
-            token = str(sequence).encode()
-            self._probe_echo = asyncio.Event()
-            self._probe_token = token
-            try:
-                await asyncio.wait_for(
-                    self._publisher.publish(self._own_channel, token), limits.REDIS_CALL_TIMEOUT
-                )
-                await asyncio.wait_for(self._probe_echo.wait(), limits.PUBSUB_PROBE_TIMEOUT)
-                self.healthy = True
-            except (RedisError, OSError, TimeoutError) as exc:
-                self.healthy = False
-                self.silent += 1
-                logger.warning("pub/sub probe failed (%s): reconnecting", type(exc).__name__)
-                if self._session is not None:
-                    self._session.cancel()
-
-    def _on_message(self, message: dict[str, object]) -> None:
-        kind = message.get("type")
-        raw_channel, data = message.get("channel"), message.get("data")
-        if not isinstance(raw_channel, bytes):
+    def _on_confirmed(self, channel: str) -> None:
+        name = self._keys.topic_of_channel(channel)
+        topic = self._topics.get(name) if name is not None else None
+        if name is None or topic is None:
             return
-        channel = raw_channel.decode("utf-8", "replace")
-        if channel == self._own_channel:
-            if kind == "message" and data == self._probe_token:
-                self._probe_echo.set()
-            return
-        callback = self._channels.get(channel)
+        # A (re)subscription: anything published while we were not subscribed is in the
+        # stream, after the cursor.
+        if topic.buffer is None:
+            topic.buffer = []
+        self._start_replay(name, topic)
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        callback = self._callbacks.get(channel)
         if callback is not None:
-            if kind == "message" and isinstance(data, bytes):
-                callback(data)
+            callback(data)
             return
         name = self._keys.topic_of_channel(channel)
         topic = self._topics.get(name) if name is not None else None
         if name is None or topic is None:
             return
-        if kind == "subscribe":
-            # A (re)subscription: anything published while we were not subscribed is in the
-            # stream, after the cursor.
-            if topic.buffer is None:
-                topic.buffer = []
+        try:
+            prev, event = parse_live_message(data)
+        except (ValueError, TypeError) as exc:
+            logger.error("dropped a malformed message on %s: %s", channel, exc)
+            return
+        if topic.buffer is not None:
+            topic.buffer.append(event)
+        elif prev == topic.cursor or not is_after(event.id, topic.cursor):
+            self._fan_out(topic, event)  # the next one, or one already delivered
+        else:
+            # A gap: an event between our cursor and this one never reached us.
+            logger.warning("gap in %s before %s: replaying from %s", name, event.id, topic.cursor)
+            self.gaps += 1
+            topic.buffer = [event]
             self._start_replay(name, topic)
-        elif kind == "message" and isinstance(data, bytes):
-            try:
-                prev, event = parse_live_message(data)
-            except (ValueError, TypeError) as exc:
-                logger.error("dropped a malformed message on %s: %s", channel, exc)
-                return
-            if topic.buffer is not None:
-                topic.buffer.append(event)
-            elif prev == topic.cursor or not is_after(event.id, topic.cursor):
-                self._fan_out(topic, event)  # the next one, or one already delivered
-            else:
-                # A gap: an event between our cursor and this one never reached us.
-                logger.warning(
-                    "gap in %s before %s: replaying from %s", name, event.id, topic.cursor
-                )
-                self.gaps += 1
-                topic.buffer = [event]
-                self._start_replay(name, topic)
 
     def _start_replay(self, name: str, topic: _Topic) -> None:
         topic.resubscribed = True

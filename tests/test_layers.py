@@ -46,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "http",
         "ingest",
         "metrics",
+        "logs",
     },
     "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs", "workers"},
     "workers": {"server"},

@@ -5,6 +5,7 @@
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items (hash, or string for "set")   KEYS[4] index
 -- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
 -- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
+-- ARGV[10] PUBLISH or SPUBLISH
 --
 -- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
 -- keep the record), set (plain string), none.
@@ -37,5 +38,6 @@ local prev = epoch .. "-" .. (last[1] and last[1][1] or "0-0")
 local entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8])
 local event_id = epoch .. "-" .. entry
 -- The live message names the event before it, so a hub can tell when it missed one.
-redis.call("PUBLISH", ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
+-- PUBLISH on a standalone Redis, SPUBLISH (to the topic's shard only) on a cluster.
+redis.call(ARGV[10], ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
 return {"ok", event_id}

@@ -1,39 +1,68 @@
-"""Redis clients from a URL: one for commands (every call bounded by a timeout), one for pub/sub."""
+"""Redis clients from a URL: standalone (``redis://``, ``rediss://``, ``unix://``) or a
+Redis/Valkey Cluster (``redis+cluster://host:port``, ``rediss+cluster://``; any one node).
+
+Command clients bound every call by a timeout; subscriber clients have none.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
 from livefeed import limits
 
+# Both client kinds offer the commands livefeed uses; code above storage/ sees this.
+Client = Any
 
-def connect(url: str, *, decode: bool = True, blocking: float = 0.0) -> Redis:
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in {"redis+cluster", "rediss+cluster"}
+
+
+def _plain_url(url: str) -> str:
+    """The URL with ``+cluster`` dropped from its scheme."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.replace("+cluster", "")))
+
+
+def node_url(url: str, host: str, port: int) -> str:
+    """A standalone URL for one node of the cluster ``url`` names (same auth and TLS)."""
+    parts = urlsplit(_plain_url(url))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connect(url: str, *, decode: bool = True, blocking: float = 0.0) -> Client:
     """A pooled client for commands; a call that gets no answer in time raises TimeoutError.
 
     ``blocking``: the longest server-side block a command of this client asks for (e.g.
     XREADGROUP BLOCK), added to the timeout. A connection that was closed under us (Redis
     restarted) is retried once at once; a timeout is not, to keep answers within bounds.
     """
-    return Redis.from_url(
-        url,
-        decode_responses=decode,
-        socket_timeout=limits.REDIS_CALL_TIMEOUT + blocking,
-        socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
-        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-        health_check_interval=30,
-    )
+    options: dict[str, Any] = {
+        "decode_responses": decode,
+        "socket_timeout": limits.REDIS_CALL_TIMEOUT + blocking,
+        "socket_connect_timeout": limits.REDIS_CONNECT_TIMEOUT,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+    }
+    if is_cluster_url(url):
+        return RedisCluster.from_url(_plain_url(url), **options)
+    return Redis.from_url(url, health_check_interval=30, **options)
 
 
 def connect_pubsub(url: str) -> Redis:
-    """A client for the hub's single subscriber connection.
+    """A client for one subscriber connection (to a standalone server or one cluster node).
 
     No read timeout: a quiet channel is not a dead one. No silent retries either: when the
-    connection drops, the hub must know, because it has to replay what it missed.
+    connection drops, its owner must know, because it has to replay what it missed.
     """
     return Redis.from_url(
         url,
@@ -44,7 +73,7 @@ def connect_pubsub(url: str) -> Redis:
     )
 
 
-async def is_reachable(redis: Redis) -> bool:
+async def is_reachable(redis: Client) -> bool:
     """True if Redis answers a PING in time."""
     try:
         return bool(await asyncio.wait_for(redis.ping(), limits.REDIS_CALL_TIMEOUT))

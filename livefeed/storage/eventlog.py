@@ -21,9 +21,8 @@ from enum import Enum
 from importlib import resources
 from typing import Any, Final
 
-from redis.asyncio import Redis
-
 from livefeed.events import Event, EventId, frame_parts
+from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
 
 
@@ -79,8 +78,9 @@ class Listing:
 class EventLog:
     """Append, replay and position of every topic's events."""
 
-    def __init__(self, redis: Redis, keys: Keys, history_size: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, history_size: int, *, sharded: bool) -> None:
         self._redis = redis
+        self._publish = "SPUBLISH" if sharded else "PUBLISH"
         self._keys = keys
         self._maxlen = history_size + 1
         self._append = redis.register_script(_script("append_event.lua"))
@@ -106,6 +106,7 @@ class EventLog:
                 prefix,
                 suffix,
                 new_epoch(),
+                self._publish,
             ],
         )
         if reply[0] != "ok":

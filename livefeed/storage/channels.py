@@ -1,0 +1,280 @@
+"""Channels: the process's Redis pub/sub connections, kept alive and proven to deliver.
+
+A standalone Redis gets one connection. A Redis Cluster gets one per master, each holding
+the *sharded* subscriptions (SSUBSCRIBE) of the channels whose slot that master serves, so
+an event travels only to the shard of its topic instead of every node; plain channels
+(the ingest channel other services PUBLISH to, which a cluster broadcasts) ride on the
+first connection.
+
+Contract for the owner (the hub):
+
+- ``on_confirmed(channel)`` is called whenever a channel's subscription is confirmed — the
+  first time and again after every reconnect — so the owner can replay what it missed;
+  ``on_message(channel, data)`` for each message, raw bytes.
+- Each connection publishes a probe on a channel of its own every few seconds; a probe
+  that does not come back in time marks the connection silent and starts a new session.
+- No read timeout on a subscriber connection: a quiet channel is not a dead one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisError
+
+from livefeed import limits
+from livefeed.storage.connect import connect_pubsub, node_url
+
+logger = logging.getLogger("livefeed.channels")
+
+
+class _Connection:
+    """One subscriber connection: its session task, probe channel and subscriptions."""
+
+    def __init__(self, owner: Channels, url: str, probe_channel: str, sharded: bool) -> None:
+        self.owner = owner
+        self.url = url
+        self.probe_channel = probe_channel
+        self.sharded = sharded
+        self.pubsub: PubSub | None = None
+        self.connected = asyncio.Event()
+        self.session: asyncio.Task[None] | None = None
+        self.healthy = True
+        self.probe_echo = asyncio.Event()
+        self.probe_token = b""
+
+    async def subscribe(self, channel: str, sharded: bool) -> None:
+        if self.pubsub is None:
+            return  # the next session subscribes it
+        if sharded and self.sharded:
+            await self.pubsub.ssubscribe(channel)
+        else:
+            await self.pubsub.subscribe(channel)
+
+    async def unsubscribe(self, channel: str, sharded: bool) -> None:
+        if self.pubsub is None:
+            return
+        if sharded and self.sharded:
+            await self.pubsub.sunsubscribe(channel)
+        else:
+            await self.pubsub.unsubscribe(channel)
+
+    async def run(self) -> None:
+        """Keep a session alive: reconnect with capped, jittered backoff."""
+        backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
+        while True:
+            self.session = asyncio.create_task(self._session(), name="livefeed-pubsub")
+            try:
+                # wait() rather than await: a session cancelled by the probe is not our
+                # own cancellation.
+                await asyncio.wait({self.session})
+            except asyncio.CancelledError:
+                self.session.cancel()
+                raise
+            if self.session.cancelled():
+                reason = "silent (no probe echo)"
+            else:
+                exc = self.session.exception()
+                if exc is not None and not isinstance(exc, (RedisError, OSError)):
+                    raise exc  # a bug, not Redis trouble
+                reason = str(exc)
+            self.owner.reconnects += 1
+            delay = random.uniform(0, backoff)
+            logger.warning(
+                "lost the Redis pub/sub connection (%s); retrying in %.1fs", reason, delay
+            )
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
+
+    async def _session(self) -> None:
+        redis = connect_pubsub(self.url)
+        pubsub = redis.pubsub()
+        try:
+            # Our probe channel keeps the connection subscribed even with no topics, so
+            # the reader never sees an unsubscribed connection (redis-py ends those).
+            if self.sharded:
+                await pubsub.ssubscribe(self.probe_channel)
+            else:
+                await pubsub.subscribe(self.probe_channel)
+            for channel, sharded in self.owner.channels_of(self):
+                if sharded and self.sharded:
+                    await pubsub.ssubscribe(channel)
+                else:
+                    await pubsub.subscribe(channel)
+            self.pubsub = pubsub
+            self.healthy = True  # the subscriptions were just confirmed
+            self.connected.set()
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    self._dispatch(message)
+        finally:
+            self.connected.clear()
+            self.pubsub = None
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+    def _dispatch(self, message: dict[str, object]) -> None:
+        kind, raw, data = message.get("type"), message.get("channel"), message.get("data")
+        if not isinstance(raw, bytes):
+            return
+        channel = raw.decode("utf-8", "replace")
+        if channel == self.probe_channel:
+            if kind in ("message", "smessage") and data == self.probe_token:
+                self.probe_echo.set()
+        elif kind in ("message", "smessage") and isinstance(data, bytes):
+            self.owner.on_message(channel, data)
+        elif kind in ("subscribe", "ssubscribe"):
+            self.owner.on_confirmed(channel)
+
+    async def probe(self, sequence: int) -> None:
+        """Prove the subscription delivers; start a new session if it does not."""
+        if not self.connected.is_set():
+            return
+        token = str(sequence).encode()
+        self.probe_echo = asyncio.Event()
+        self.probe_token = token
+        try:
+            await asyncio.wait_for(
+                self.owner.publish(self.probe_channel, token, self.sharded),
+                limits.REDIS_CALL_TIMEOUT,
+            )
+            await asyncio.wait_for(self.probe_echo.wait(), limits.PUBSUB_PROBE_TIMEOUT)
+            self.healthy = True
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.healthy = False
+            self.owner.silent += 1
+            logger.warning("pub/sub probe failed (%s): reconnecting", type(exc).__name__)
+            if self.session is not None:
+                self.session.cancel()
+
+
+class Channels:
+    """Subscriptions of one process, spread over its pub/sub connections."""
+
+    def __init__(
+        self,
+        url: str,
+        publisher: Redis | RedisCluster,
+        prefix: str,
+        on_message: Callable[[str, bytes], None],
+        on_confirmed: Callable[[str], None],
+    ) -> None:
+        self._url = url
+        self._publisher = publisher
+        self._prefix = prefix
+        self.on_message = on_message
+        self.on_confirmed = on_confirmed
+        self._channels: dict[str, bool] = {}  # channel -> sharded
+        self._connections: list[_Connection] = []
+        self._slots: list[tuple[int, int, _Connection]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reconnects = 0
+        self.silent = 0
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._connections) and all(c.connected.is_set() for c in self._connections)
+
+    @property
+    def is_ready(self) -> bool:
+        """Every connection subscribed, and its last probe came back."""
+        return self.is_connected and all(c.healthy for c in self._connections)
+
+    async def start(self) -> None:
+        token = secrets.token_hex(6)
+        if isinstance(self._publisher, RedisCluster):
+            await self._publisher.initialize()
+            for index, (low, high, node_host, node_port) in enumerate(await self._shards()):
+                tag = _tag_in_slots(low, high)
+                probe = f"{self._prefix}{{{tag}}}:hub:{token}:{index}"
+                connection = _Connection(
+                    self, node_url(self._url, node_host, node_port), probe, True
+                )
+                self._connections.append(connection)
+                self._slots.append((low, high, connection))
+        else:
+            probe = f"{self._prefix}hub:{token}"
+            self._connections.append(_Connection(self, self._url, probe, False))
+        for connection in self._connections:
+            self._tasks.append(asyncio.create_task(connection.run(), name="livefeed-channels"))
+        self._tasks.append(asyncio.create_task(self._probe(), name="livefeed-probe"))
+
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(*(c.connected.wait() for c in self._connections)), timeout
+        )
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *(c.session for c in self._connections if c.session)]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await task
+
+    async def add(self, channel: str, *, sharded: bool) -> None:
+        """Subscribe ``channel`` now (or with the first session, before ``start``)."""
+        self._channels[channel] = sharded
+        if self._connections:
+            await self._connection_of(channel, sharded).subscribe(channel, sharded)
+
+    async def remove(self, channel: str) -> None:
+        sharded = self._channels.pop(channel, None)
+        if sharded is not None and self._connections:
+            await self._connection_of(channel, sharded).unsubscribe(channel, sharded)
+
+    def channels_of(self, connection: _Connection) -> list[tuple[str, bool]]:
+        return [
+            (c, s) for c, s in self._channels.items() if self._connection_of(c, s) is connection
+        ]
+
+    async def publish(self, channel: str, data: bytes, sharded: bool) -> None:
+        if sharded:
+            await self._publisher.execute_command("SPUBLISH", channel, data)
+        else:
+            await self._publisher.publish(channel, data)
+
+    def _connection_of(self, channel: str, sharded: bool) -> _Connection:
+        if not sharded or not self._slots:
+            return self._connections[0]
+        slot = key_slot(channel.encode())
+        for low, high, connection in self._slots:
+            if low <= slot <= high:
+                return connection
+        raise RuntimeError(f"no cluster node serves slot {slot} of {channel!r}")
+
+    async def _shards(self) -> list[tuple[int, int, str, int]]:
+        """(first slot, last slot, host, port) of every master's slot range."""
+        reply = await self._publisher.execute_command("CLUSTER SLOTS")
+        shards = []
+        for low, high, master, *_ in reply:
+            host = master[0].decode() if isinstance(master[0], bytes) else master[0]
+            shards.append((int(low), int(high), host, int(master[1])))
+        return sorted(shards)
+
+    async def _probe(self) -> None:
+        sequence = 0
+        while True:
+            await asyncio.sleep(limits.PUBSUB_PROBE_INTERVAL)
+            sequence += 1
+            await asyncio.gather(*(c.probe(sequence) for c in self._connections))
+
+
+def _tag_in_slots(low: int, high: int) -> str:
+    """A hash tag whose slot lies in ``low..high``, to pin a probe channel to one master."""
+    for n in range(100_000):
+        if low <= key_slot(str(n).encode()) <= high:
+            return str(n)
+    raise RuntimeError(f"no hash tag found for slots {low}-{high}")
