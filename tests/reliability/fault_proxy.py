@@ -2,19 +2,23 @@
 
 livefeed uses one Redis URL for its command connections and its pub/sub connection, so the
 whole app goes through the proxy; the proxy tells them apart by what the client sends: a
-connection that has sent ``SUBSCRIBE`` is a subscriber. ``silence`` drops everything Redis
-sends to subscribers (Redis believes it delivered; the connection stays open and the
-client reads nothing) — the "deaf listener" failure — while command connections keep
-working, so the hub's probe can be published and must notice that it never comes back.
+connection that has sent a ``SUBSCRIBE`` (or ``SSUBSCRIBE``) command is a subscriber.
+``silence`` drops everything Redis sends to subscribers (Redis believes it delivered; the
+connection stays open and the client reads nothing) — the "deaf listener" failure — while
+command connections keep working, so the hub's probe can be published and must notice
+that it never comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass, field
 
-_SUBSCRIBE = b"SUBSCRIBE"
+# The command name as redis-py sends it (a RESP bulk string), plain or sharded.
+_SUBSCRIBE = re.compile(rb"\*\d+\r\n\$(9\r\n|10\r\nS)SUBSCRIBE\r\n")
+_TAIL = 32  # bytes kept from the last read, in case a command straddles two reads
 
 
 @dataclass(eq=False)
@@ -97,10 +101,10 @@ class FaultProxy:
     async def _from_client(self, pipe: _Pipe, reader: asyncio.StreamReader) -> None:
         tail = b""
         while data := await reader.read(65536):
-            if not pipe.subscriber and _SUBSCRIBE in (tail + data).upper():
+            if not pipe.subscriber and _SUBSCRIBE.search(tail + data):
                 pipe.subscriber = True
                 pipe.silenced = self._silence_new
-            tail = data[-len(_SUBSCRIBE) :]
+            tail = data[-_TAIL:]
             pipe.upstream.write(data)
             await pipe.upstream.drain()
 
