@@ -127,6 +127,11 @@ class Ingest:
                 logger.warning("ingest stream: Redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
+            except Exception:
+                # A bug must not stop ingestion for good: log it, wait, try again.
+                self.holds_lease = False
+                logger.exception("ingest stream: unexpected error; retrying")
+                await asyncio.sleep(limits.PUBSUB_RECONNECT_BACKOFF_MAX)
 
     async def _hold_and_consume(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,6 +196,9 @@ class Ingest:
             except (RedisError, OSError) as exc:
                 self.counts["dropped"] += 1
                 logger.error("ingest pub/sub message lost, Redis unavailable: %s", exc)
+            except Exception:
+                self.counts["dropped"] += 1
+                logger.exception("ingest pub/sub message lost to an unexpected error")
 
     async def _handle_message(self, data: bytes) -> None:
         if not await self._inbox.claim(hashlib.sha256(data).hexdigest()):

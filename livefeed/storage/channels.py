@@ -257,11 +257,13 @@ class Channels:
 
     async def _shards(self) -> list[tuple[int, int, str, int]]:
         """(first slot, last slot, host, port) of every master's slot range."""
-        reply = await self._publisher.execute_command("CLUSTER SLOTS")
+        # redis-py answers CLUSTER SLOTS as {(first, last): {"primary": (host, port), ...}}.
+        reply = await self._publisher.cluster_slots()
         shards = []
-        for low, high, master, *_ in reply:
-            host = master[0].decode() if isinstance(master[0], bytes) else master[0]
-            shards.append((int(low), int(high), host, int(master[1])))
+        for (low, high), nodes in reply.items():
+            host, port = nodes["primary"][:2]
+            host = host.decode() if isinstance(host, bytes) else host
+            shards.append((int(low), int(high), host, int(port)))
         return sorted(shards)
 
     async def _probe(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from livefeed import limits
@@ -141,7 +142,10 @@ class Inbox:
         self, reason: str, payload: bytes, source: str, entry_id: str | None = None
     ) -> None:
         """Record a payload that cannot be published (and settle its entry, if any)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # On a cluster the two streams live on different slots: no MULTI across them, so a
+        # crash between the two steps could dead-letter an entry twice (never lose it).
+        atomic = not isinstance(self._redis, RedisCluster)
+        async with self._redis.pipeline(transaction=atomic) as pipe:
             pipe.xadd(
                 self._keys.ingest_dead(),
                 {"reason": reason, "payload": payload, "source": source},

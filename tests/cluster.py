@@ -1,0 +1,103 @@
+"""A real 3-master Redis Cluster on free loopback ports, for the cluster tests."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+class RedisCluster:
+    """Three ``redis-server --cluster-enabled yes`` joined by ``redis-cli --cluster create``."""
+
+    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+        self.data_dir = data_dir
+        self.ports = [_cluster_port() for _ in range(masters)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or shutil.which("valkey-server")
+        cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("cluster tests need redis-server and redis-cli on PATH")
+        for port in self.ports:
+            node_dir = self.data_dir / str(port)
+            node_dir.mkdir(parents=True)
+            args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir)]
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += [
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ]
+            self.processes.append(
+                subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        for port in self.ports:
+            _wait(lambda p=port: _ask(p, "PING"))
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        for port in self.ports:
+            _wait(lambda p=port: "cluster_state:ok" in str(_ask(p, "CLUSTER", "INFO")))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    while True:
+        port = random.randint(20_000, 50_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+def _ask(port: int, *command: str) -> object:
+    with redis.Redis(port=port, socket_connect_timeout=0.2, decode_responses=True) as client:
+        return client.execute_command(*command)
+
+
+def _wait(check: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Redis cluster did not come up")
+        time.sleep(0.05)
