@@ -58,3 +58,4 @@ INGEST_PUBSUB_QUEUE = 1_000
 
 # Server.
 HTTP_KEEPALIVE_TIMEOUT = 5
+HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)

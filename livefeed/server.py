@@ -9,6 +9,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from livefeed import limits
+from livefeed.protocols import HeaderDeadlineProtocol
 from livefeed.readers import Readers
 
 
@@ -20,6 +21,7 @@ def server_config(
         app,
         host=host,
         port=port,
+        http=HeaderDeadlineProtocol,
         ws="websockets-sansio",
         ws_max_size=limits.WS_MESSAGE_MAX,
         ws_max_queue=16,

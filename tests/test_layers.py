@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "paths": set(),
     "demo": {*PURE, "storage"},
     "embedded_redis": set(),
-    "server": {*PURE, "readers"},
+    "server": {*PURE, "readers", "protocols"},
+    "protocols": {*PURE},
     "ingest": {*PURE, "storage"},
     "publish": {*PURE, "storage"},
     "app": {
