@@ -20,6 +20,7 @@ from livefeed import errors, limits
 from livefeed.api import articles, briefs, health
 from livefeed.demo import load_demo
 from livefeed.errors import LivefeedError
+from livefeed.guard import Guard
 from livefeed.hub import Hub
 from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
@@ -131,7 +132,10 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(RequestLog, routes=routes, stats=stats)],
+        middleware=[
+            Middleware(RequestLog, routes=routes, stats=stats),
+            Middleware(Guard, max_per_address=settings.max_connections_per_ip),
+        ],
         exception_handlers={
             LivefeedError: _livefeed_error,
             RedisError: _redis_error,

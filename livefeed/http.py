@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -12,8 +13,45 @@ from livefeed.errors import BadJSON, InvalidInput, PayloadTooLarge
 
 
 def client_address(connection: HTTPConnection) -> str:
-    """The address a request came from, used for per-client limits."""
-    return connection.client.host if connection.client else "unknown"
+    """The address a request came from, used for per-client limits.
+
+    ``X-Forwarded-For`` is believed only when the peer is one of the configured trusted
+    proxies, and then only as far back as the proxies go: the client is the right-most
+    address that is not a trusted proxy (anything left of it could be forged).
+    """
+    peer = connection.client.host if connection.client else "unknown"
+    trusted = _trusted(connection)
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in connection.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_in(hop, trusted):
+            return hop
+    return peer
+
+
+def is_https(connection: HTTPConnection) -> bool:
+    """True when the browser talks HTTPS to us (directly, or to a trusted proxy)."""
+    if connection.url.scheme in {"https", "wss"}:
+        return True
+    trusted = _trusted(connection)
+    peer = connection.client.host if connection.client else ""
+    forwarded = connection.headers.get("x-forwarded-proto", "")
+    return bool(trusted) and _is_in(peer, trusted) and forwarded.split(",")[0].strip() == "https"
+
+
+def _trusted(connection: HTTPConnection) -> tuple[IPv4Network | IPv6Network, ...]:
+    app = connection.scope.get("app")
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    return getattr(settings, "trusted_proxies", ())
+
+
+def _is_in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def is_allowed_origin(connection: HTTPConnection, allowed: tuple[str, ...]) -> bool:

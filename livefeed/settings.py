@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def _log_format(text: str) -> str:
     if text not in {"plain", "json"}:
         raise ValueError(f"expected plain or json, got {text!r}")
     return text
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -150,6 +155,19 @@ SETTINGS: tuple[Setting, ...] = (
         _origins,
     ),
     Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed. Empty: none.",
+        _networks,
+    ),
+    Setting(
+        "max_connections_per_ip",
+        "100",
+        "Live connections (WebSocket + SSE) one client address may hold per process.",
+        _positive_int,
+    ),
+    Setting(
         "history_size",
         "1000",
         "Events kept per topic; a reader who missed at most this many resumes without loss.",
@@ -196,6 +214,8 @@ class Settings:
     editor_token: str | None = None
     secret_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    max_connections_per_ip: int = 100
     history_size: int = 1000
     comment_rate: Rate = Rate(5, 60)
     workers: int = 1
@@ -233,7 +253,7 @@ class Settings:
             if isinstance(value, bool):
                 text = "true" if value else "false"
             elif isinstance(value, tuple):
-                text = ",".join(value)
+                text = ",".join(str(v) for v in value)
             else:
                 text = "" if value is None else str(value)
             env[_BY_NAME[f.name].env] = text
@@ -247,7 +267,7 @@ class Settings:
             if _BY_NAME[f.name].secret and value:
                 shown[f.name] = "********"
             elif isinstance(value, tuple):
-                shown[f.name] = ",".join(value)
+                shown[f.name] = ",".join(str(v) for v in value)
             else:
                 shown[f.name] = "" if value is None else str(value)
         return shown

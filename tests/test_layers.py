@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "embedded_redis": set(),
     "server": {*PURE, "readers", "protocols"},
     "protocols": {*PURE},
+    "guard": {*PURE, "http"},
     "ingest": {*PURE, "storage"},
     "publish": {*PURE, "storage"},
     "app": {
@@ -48,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
         "ingest",
         "metrics",
         "logs",
+        "guard",
     },
     "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs", "workers"},
     "workers": {"server"},

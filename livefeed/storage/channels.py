@@ -24,6 +24,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -258,7 +259,7 @@ class Channels:
     async def _shards(self) -> list[tuple[int, int, str, int]]:
         """(first slot, last slot, host, port) of every master's slot range."""
         # redis-py answers CLUSTER SLOTS as {(first, last): {"primary": (host, port), ...}}.
-        reply = await self._publisher.cluster_slots()
+        reply: Any = await self._publisher.execute_command("CLUSTER SLOTS")
         shards = []
         for (low, high), nodes in reply.items():
             host, port = nodes["primary"][:2]

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from livefeed import limits
 from tests.conftest import LiveServer
-from tests.helpers import TIMEOUT, auth, recv_json
+from tests.helpers import TIMEOUT, auth, recv_json, wait_for
 
 
 def _rss_kb() -> int:
@@ -130,3 +130,70 @@ async def test_foreign_origins_are_refused_for_live_streams(live_server: LiveSer
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         await websockets.connect(live_server.ws_url, origin="https://evil.example")
     assert refused.value.response.status_code == 403
+
+
+async def test_the_connection_past_the_per_address_cap_is_refused(settings) -> None:
+    server = LiveServer(settings.with_(max_connections_per_ip=3))
+    await server.start()
+    clients = [await websockets.connect(server.ws_url) for _ in range(3)]
+    try:
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(server.ws_url)
+        assert refused.value.response.status_code == 429
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
+            sse = await api.get("/events?topic=briefs")
+            assert sse.status_code == 429
+            assert sse.headers["retry-after"]
+            assert (await api.get("/api/briefs")).status_code == 200  # plain requests are fine
+        await clients[0].close()
+        await wait_for(lambda: server.app.state.readers.counts()["ws"] == 2, what="the close")
+        async with websockets.connect(server.ws_url) as again:
+            await again.send(json.dumps({"type": "ping"}))
+            assert await recv_json(again) == {"type": "pong"}
+    finally:
+        for ws in clients:
+            await ws.close()
+        await server.stop()
+
+
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(settings) -> None:
+    from ipaddress import ip_network
+
+    server = LiveServer(
+        settings.with_(max_connections_per_ip=1, trusted_proxies=(ip_network("127.0.0.1/32"),))
+    )
+    await server.start()
+    try:
+        # Behind the (trusted) proxy, two readers at two addresses are two clients ...
+        first = await websockets.connect(
+            server.ws_url, additional_headers={"X-Forwarded-For": "203.0.113.7"}
+        )
+        second = await websockets.connect(
+            server.ws_url, additional_headers={"X-Forwarded-For": "203.0.113.8"}
+        )
+        # ... and a forged left-most hop does not make a third one a new client.
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            await websockets.connect(
+                server.ws_url, additional_headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.7"}
+            )
+        await first.close()
+        await second.close()
+    finally:
+        await server.stop()
+
+
+async def test_security_headers_on_every_response_and_hsts_only_over_https(settings) -> None:
+    from ipaddress import ip_network
+
+    server = LiveServer(settings.with_(trusted_proxies=(ip_network("127.0.0.1/32"),)))
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
+            plain = await api.get("/api/briefs")
+            for name in ("x-content-type-options", "referrer-policy", "permissions-policy"):
+                assert plain.headers[name]
+            assert "strict-transport-security" not in plain.headers
+            https = await api.get("/api/briefs", headers={"X-Forwarded-Proto": "https"})
+            assert https.headers["strict-transport-security"].startswith("max-age=")
+    finally:
+        await server.stop()

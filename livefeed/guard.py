@@ -1,0 +1,88 @@
+"""ASGI middleware at the door: per-address caps on live connections, and security headers.
+
+Each process counts the live connections (WebSocket ``/ws`` and SSE ``/events``) of each
+client address; the connection past ``max_connections_per_ip`` is refused before any
+work is done for it: HTTP 429 (a WebSocket handshake gets the 429 as its HTTP answer,
+or close code 1008 where the server cannot send one). Every HTTP response also gets the
+headers a browser should always see; HSTS only when the site is reached over HTTPS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from livefeed import errors
+from livefeed.errors import CloseCode
+from livefeed.http import client_address, is_https
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    (b"x-frame-options", b"DENY"),
+]
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+_TOO_MANY = json.dumps(
+    errors.LivefeedError(
+        "too many live connections from this address", code=errors.RATE_LIMITED
+    ).to_json()
+).encode()
+
+
+class Guard:
+    """Refuses connections over the per-address cap; adds security headers."""
+
+    def __init__(self, app: ASGIApp, max_per_address: int) -> None:
+        self._app = app
+        self._max = max_per_address
+        self._live: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self._app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        is_live = scope["type"] == "websocket" or scope["path"] == "/events"
+        if not is_live:
+            await self._app(scope, receive, self._with_headers(send, connection))
+            return
+        address = client_address(connection)
+        if self._live[address] >= self._max:
+            await self._refuse(scope, send)
+            return
+        self._live[address] += 1
+        try:
+            await self._app(scope, receive, self._with_headers(send, connection))
+        finally:
+            self._live[address] -= 1
+            if not self._live[address]:
+                del self._live[address]
+
+    def _with_headers(self, send: Send, connection: HTTPConnection) -> Send:
+        extra = [*SECURITY_HEADERS, HSTS] if is_https(connection) else SECURITY_HEADERS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(n, v) for n, v in extra if n not in present]
+                message["headers"] = [*message.get("headers", []), *added]
+            await send(message)
+
+        return send_with_headers
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"10")]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": _TOO_MANY})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            start: dict[str, Any] = {"status": 429, "headers": headers}
+            await send({"type": "websocket.http.response.start", **start})
+            await send({"type": "websocket.http.response.body", "body": _TOO_MANY})
+        else:
+            await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
