@@ -26,9 +26,9 @@ from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
 from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
-from livefeed.settings import Settings
+from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
-from livefeed.storage.connect import connect, is_cluster_url
+from livefeed.storage.connect import connect, is_cluster_url, problem
 from livefeed.storage.content import Content
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.inbox import Inbox, consumer_name
@@ -106,6 +106,11 @@ def create_app(settings: Settings) -> Starlette:
         state.stats = stats
         state.metrics_registry = registry_for(state)
         try:
+            trouble = await problem(redis)
+            if trouble is not None:
+                # Fail fast and say why, instead of retrying in the background forever.
+                logger.error("cannot use Redis at %s: %s", mask_url(redis_url), trouble)
+                raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
             await hub.start()
             if settings.demo:
                 added = await load_demo(content)

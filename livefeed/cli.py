@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from livefeed import __version__
 from livefeed.logs import configure_logging
-from livefeed.settings import SETTINGS, Settings, SettingsError, settings_table
+from livefeed.settings import SETTINGS, Settings, SettingsError, mask_url, settings_table
 
 logger = logging.getLogger("livefeed")
 
@@ -97,7 +97,7 @@ def publish(
             prefix=settings.redis_prefix,
         )
     except Unavailable as exc:
-        where = _without_password(url)
+        where = mask_url(url)
         print(f"livefeed publish: cannot reach Redis at {where}: {exc.message}", file=sys.stderr)
         return 1
     except LivefeedError as exc:
@@ -122,7 +122,7 @@ def serve(settings: Settings) -> int:
             embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
             settings = settings.with_(redis_url=embedded.start())
         else:
-            logger.info("using Redis at %s", _without_password(settings.redis_url))
+            logger.info("using Redis at %s", mask_url(settings.redis_url))
         if settings.editor_token is None:
             settings = settings.with_(editor_token=secrets.token_urlsafe(24))
             print(
@@ -168,7 +168,3 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}***@{host}" if at and credentials else url

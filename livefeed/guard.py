@@ -1,10 +1,13 @@
-"""ASGI middleware at the door: per-address caps on live connections, and security headers.
+"""ASGI middleware at the door: per-address caps on live connections, cross-site writes
+refused, and security headers.
 
 Each process counts the live connections (WebSocket ``/ws`` and SSE ``/events``) of each
 client address; the connection past ``max_connections_per_ip`` is refused before any
 work is done for it: HTTP 429 (a WebSocket handshake gets the 429 as its HTTP answer,
 or close code 1008 where the server cannot send one). Every HTTP response also gets the
-headers a browser should always see; HSTS only when the site is reached over HTTPS.
+headers a browser should always see; HSTS only when the site is reached over HTTPS. A
+write a browser marks ``Sec-Fetch-Site: cross-site`` (another site's page posting here) is
+refused with 403 whatever it carries.
 """
 
 from __future__ import annotations
@@ -34,6 +37,25 @@ _TOO_MANY = json.dumps(
 ).encode()
 
 
+_CROSS_SITE = json.dumps(
+    errors.LivefeedError("cross-site writes are refused", code=errors.FORBIDDEN_ORIGIN).to_json()
+).encode()
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _is_cross_site_write(method: str, connection: HTTPConnection) -> bool:
+    """A browser telling us another site's page is making it write here (CSRF)."""
+    return method not in _SAFE_METHODS and connection.headers.get("sec-fetch-site") == "cross-site"
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = headers or [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class Guard:
     """Refuses connections over the per-address cap; adds security headers."""
 
@@ -47,6 +69,9 @@ class Guard:
             await self._app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
+        if scope["type"] == "http" and _is_cross_site_write(scope["method"], connection):
+            await _send_json(send, 403, _CROSS_SITE)
+            return
         is_live = scope["type"] == "websocket" or scope["path"] == "/events"
         if not is_live:
             await self._app(scope, receive, self._with_headers(send, connection))
@@ -78,8 +103,7 @@ class Guard:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         headers = [(b"content-type", b"application/json"), (b"retry-after", b"10")]
         if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": _TOO_MANY})
+            await _send_json(send, 429, _TOO_MANY, headers)
         elif "websocket.http.response" in scope.get("extensions", {}):
             start: dict[str, Any] = {"status": 429, "headers": headers}
             await send({"type": "websocket.http.response.start", **start})

@@ -280,3 +280,10 @@ def settings_table() -> str:
         default = f"`{s.default}`" if s.default else "(empty)"
         rows.append(f"| `{s.env}` | `{s.flag}` | {default} | {s.help} |")
     return "\n".join(rows)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and user) replaced, fit for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at and credentials else url

@@ -14,7 +14,13 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    NoPermissionError,
+    RedisError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed import limits
 
@@ -79,3 +85,18 @@ async def is_reachable(redis: Client) -> bool:
         return bool(await asyncio.wait_for(redis.ping(), limits.REDIS_CALL_TIMEOUT))
     except (RedisError, OSError, TimeoutError):
         return False
+
+
+async def problem(redis: Client) -> str | None:
+    """Why ``redis`` cannot be used right now, in words an operator can act on, or None."""
+    try:
+        await asyncio.wait_for(redis.ping(), limits.REDIS_CALL_TIMEOUT)
+    except AuthenticationError:
+        return "authentication failed: check the user name and password in the Redis URL"
+    except NoPermissionError as exc:
+        return f"the Redis user lacks a permission livefeed needs: {exc}"
+    except (TimeoutError, RedisTimeoutError):
+        return f"no answer within {limits.REDIS_CALL_TIMEOUT} s"
+    except (RedisError, OSError) as exc:
+        return f"cannot connect: {exc}"
+    return None

@@ -197,3 +197,35 @@ async def test_security_headers_on_every_response_and_hsts_only_over_https(setti
             assert https.headers["strict-transport-security"].startswith("max-age=")
     finally:
         await server.stop()
+
+
+async def test_cross_site_writes_and_foreign_origin_form_posts_are_refused(
+    live_server: LiveServer,
+) -> None:
+    async with live_server.client() as api:
+        body = {"title": "t", "summary": "s", "body": ["p"]}
+        await api.put("/api/articles/csrf", json=body, headers=auth(live_server.token))
+        cross = {"Sec-Fetch-Site": "cross-site"}
+        comment = {"author": "Eve", "text": "posted from elsewhere"}
+        refused = await api.post("/api/articles/csrf/comments", json=comment, headers=cross)
+        assert refused.status_code == 403
+        form = "author=Eve&text=posted+from+elsewhere"
+        form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        refused = await api.post(
+            "/articles/csrf/comments", content=form, headers={**form_headers, **cross}
+        )
+        assert refused.status_code == 403
+        foreign = await api.post(
+            "/articles/csrf/comments",
+            content=form,
+            headers={**form_headers, "Origin": "https://evil.example"},
+        )
+        assert foreign.status_code == 403
+        # Reading stays open to everyone, and same-site posting works.
+        assert (await api.get("/api/briefs", headers=cross)).status_code == 200
+        same = await api.post(
+            "/api/articles/csrf/comments", json=comment, headers={"Sec-Fetch-Site": "same-origin"}
+        )
+        assert same.status_code == 201
+        listed = (await api.get("/api/articles/csrf/comments")).json()["items"]
+        assert len(listed) == 1
