@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from livefeed import errors, limits
+from livefeed import editor, errors, limits
 from livefeed.api import articles, briefs, health
 from livefeed.demo import load_demo
+from livefeed.editor.live import DeskFeed
 from livefeed.errors import LivefeedError
 from livefeed.guard import Guard
 from livefeed.hub import Hub
@@ -30,9 +31,14 @@ from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
 from livefeed.storage.connect import connect, is_cluster_url, problem
 from livefeed.storage.content import Content
+from livefeed.storage.desk import Desk
+from livefeed.storage.editors import Editors
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.inbox import Inbox, consumer_name
 from livefeed.storage.keys import Keys
+from livefeed.storage.logins import LoginGuard
+from livefeed.storage.presence import Presence, ReaderCounts
+from livefeed.storage.sessions import Sessions
 from livefeed.transports.sse import events_endpoint
 from livefeed.transports.websocket import websocket_endpoint
 
@@ -105,6 +111,11 @@ def create_app(settings: Settings) -> Starlette:
         state.readers = Readers(settings.drain_seconds)
         state.stats = stats
         state.metrics_registry = registry_for(state)
+        # The editors' desk: accounts, sessions, credited writes, its live notices, readers.
+        state.desk, state.desk_feed = Desk(redis, keys, content), DeskFeed()
+        state.editors, state.sessions = Editors(redis, keys), Sessions(redis, keys)
+        state.logins, state.presence = LoginGuard(redis, keys), Presence(redis, keys)
+        await hub.listen(keys.desk_notices(), state.desk_feed.on_message)
         try:
             trouble = await problem(redis)
             if trouble is not None:
@@ -112,6 +123,8 @@ def create_app(settings: Settings) -> Starlette:
                 logger.error("cannot use Redis at %s: %s", mask_url(redis_url), trouble)
                 raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
             await hub.start()
+            state.session_key = await state.sessions.signing_key(settings.secret_key)
+            state.presence.start(lambda: ReaderCounts.of(state.readers.counts(), hub.topics()))
             if settings.demo:
                 added = await load_demo(content)
                 logger.info("demo content loaded (%d new briefs)", added)
@@ -119,6 +132,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await state.readers.drain()
+            await state.presence.stop()
             await ingest.stop()
             await hub.stop()
             await raw_redis.aclose()
@@ -134,6 +148,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if pages is not None:
         routes.extend(pages.routes())
+    routes.extend(editor.routes())
     return Starlette(
         routes=routes,
         lifespan=lifespan,

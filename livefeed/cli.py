@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from livefeed import __version__
+from livefeed import __version__, newsroom
 from livefeed.logs import configure_logging
 from livefeed.settings import SETTINGS, Settings, SettingsError, mask_url, settings_table
 
@@ -40,9 +40,10 @@ def _parser() -> argparse.ArgumentParser:
             )
     publish = commands.add_parser(
         "publish",
-        help="publish a brief through Redis, as another service would",
+        help="publish a brief, through Redis as another service would, or the HTTP API",
         description="Adds the brief to the ingest stream; a running livefeed publishes it. "
-        "Redis: --redis-url, else LIVEFEED_REDIS_URL, else the embedded Redis of --data-dir.",
+        "Redis: --redis-url, else LIVEFEED_REDIS_URL, else the embedded Redis of --data-dir. "
+        "With --url (or LIVEFEED_URL) it goes through the HTTP API with an editor's token.",
     )
     publish.add_argument("text")
     publish.add_argument("--breaking", action="store_true")
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("redis_url", "redis_prefix", "data_dir"):
         setting = next(s for s in SETTINGS if s.name == name)
         publish.add_argument(setting.flag, dest=name, help=f"[env {setting.env}]")
+    newsroom.api_flags(publish, url_default=False)
+    newsroom.add_commands(commands)
     commands.add_parser("settings-table", help="print the settings table for the README")
     return parser
 
@@ -66,8 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"livefeed: {exc}", file=sys.stderr)
         return 2
+    if args.command == "publish" and newsroom.wants_api(args):
+        if args.brief_id is not None:
+            print("livefeed publish: --id works through Redis only, not --url", file=sys.stderr)
+            return 2
+        return newsroom.run(args, settings)
     if args.command == "publish":
         return publish(settings, args.text, args.breaking, args.article, args.brief_id)
+    if args.command in {"editor", "correct", "retract"}:
+        return newsroom.run(args, settings)
     return serve(settings)
 
 

@@ -30,6 +30,10 @@ RATE_LIMITED = "rate_limited"
 UNAVAILABLE = "unavailable"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 FORBIDDEN_ORIGIN = "forbidden_origin"
+FORBIDDEN = "forbidden"
+CSRF_FAILED = "csrf_failed"
+COMMENTS_CLOSED = "comments_closed"
+CONFLICT = "conflict"
 
 
 class LivefeedError(Exception):
@@ -64,6 +68,24 @@ class InvalidInput(LivefeedError):
 class Unauthorized(LivefeedError):
     code = UNAUTHORIZED
     status = 401
+
+
+class Forbidden(LivefeedError):
+    """Authenticated, or not needing to be, but not allowed (a bad CSRF token, a closed article)."""
+
+    code = FORBIDDEN
+    status = 403
+
+
+class CommentsClosed(Forbidden):
+    code = COMMENTS_CLOSED
+
+
+class Conflict(LivefeedError):
+    """The object changed since the client read it (another editor saved first)."""
+
+    code = CONFLICT
+    status = 409
 
 
 class NotFound(LivefeedError):

@@ -56,6 +56,28 @@ INGEST_ATTEMPTS = 3  # failed deliveries before an entry is dead-lettered
 INGEST_CLAIM_TTL = 60.0  # pub/sub: a message is claimed by one process for this long
 INGEST_PUBSUB_QUEUE = 1_000
 
+# The editors' desk.
+EDITOR_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,31}"
+PASSWORD_MIN = 10  # characters
+PASSWORD_MAX = 1_024
+PASSWORD_HASHES_AT_ONCE = 4  # argon2 is slow and memory-hungry by design: bound the concurrency
+SESSION_IDLE = 12 * 3600  # seconds without a request before an editor signs in again
+SESSION_MAX = 7 * 24 * 3600  # seconds after sign-in, however active
+SESSION_TOUCH = 60  # seconds between idle-timer refreshes of one session
+LOGIN_WINDOW = 15 * 60  # failed sign-ins are counted per window of this many seconds ...
+LOGIN_FAILURES_PER_NAME = 5  # ... per account name (existing or not) ...
+LOGIN_FAILURES_PER_ADDRESS = 20  # ... and per client address; past either, sign-in waits
+TOKENS_PER_EDITOR = 20
+DESK_BRIEFS = 50  # briefs on the desk
+DESK_COMMENTS = 100  # comments in the moderation view
+DESK_COMMENTS_KEPT = 1_000  # the index of the latest comments across articles
+DESK_ARTICLES = 200  # articles listed (and offered as a brief's link)
+DESK_ACTIVITY = 20  # entries of the desk log shown
+DESK_ACTIVITY_KEPT = 10_000  # entries of the desk log kept
+DESK_STREAM_QUEUE = 256  # notices waiting for one editor's live stream; past it, it restarts
+PRESENCE_INTERVAL = 5.0  # seconds between reports of a process's reader counts
+PRESENCE_STALE = 3 * PRESENCE_INTERVAL  # a process that has not reported this long is gone
+
 # Server.
 HTTP_KEEPALIVE_TIMEOUT = 5
 HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)

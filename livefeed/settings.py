@@ -143,7 +143,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "secret_key",
         "",
-        "Key that signs editor session cookies. Empty: a random key per start.",
+        "Key that signs editor session cookies. Empty: a random key kept in Redis, shared by "
+        "every process.",
         _optional,
         secret=True,
     ),

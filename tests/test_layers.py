@@ -28,6 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "transports": {*PURE, "transports", "subscription", "hub", "readers", "storage", "http"},
     "api": {*PURE, "api", "http", "storage"},
     "pages": {*PURE, "http", "paths", "storage"},
+    "editor": {*PURE, "editor", "http", "paths", "readers", "storage"},
+    "client": {*PURE, "__init__"},
     "paths": set(),
     "demo": {*PURE, "storage"},
     "embedded_redis": set(),
@@ -41,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
         "api",
         "transports",
         "pages",
+        "editor",
         "hub",
         "readers",
         "storage",
@@ -51,13 +54,24 @@ ALLOWED: dict[str, set[str]] = {
         "logs",
         "guard",
     },
-    "cli": {*PURE, "app", "embedded_redis", "server", "__init__", "publish", "logs", "workers"},
+    "cli": {
+        *PURE,
+        "app",
+        "embedded_redis",
+        "server",
+        "__init__",
+        "publish",
+        "logs",
+        "workers",
+        "newsroom",
+    },
+    "newsroom": {*PURE, "client", "storage", "embedded_redis"},
     "workers": {"server"},
     "__main__": {"cli"},
     "__init__": {"publish"},
 }
 # Who may talk to Redis directly (app only to map its errors to 503 answers).
-REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish"}
+REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish", "newsroom"}
 
 
 def _layer(path: Path) -> str:

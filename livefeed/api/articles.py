@@ -10,12 +10,18 @@ from livefeed import models
 from livefeed.api.auth import require_editor
 from livefeed.errors import NotFound
 from livefeed.http import client_address, list_params, read_json
-from livefeed.storage.content import Content
+from livefeed.storage.content import API, Content
+from livefeed.storage.desk import Desk
 
 
 def _content(request: Request) -> Content:
     content: Content = request.app.state.content
     return content
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
 
 
 def _slug(request: Request) -> str:
@@ -31,9 +37,10 @@ async def get_article(request: Request) -> Response:
 
 
 async def put_article(request: Request) -> Response:
-    require_editor(request)
+    editor = await require_editor(request)
     slug = _slug(request)
-    article, created = await _content(request).put_article(slug, await read_json(request))
+    payload = await read_json(request)
+    article, created = await _desk(request).put_article(slug, payload, editor, API)
     return JSONResponse(article.to_json(), status_code=201 if created else 200)
 
 
@@ -52,11 +59,11 @@ async def post_comment(request: Request) -> Response:
 
 
 async def hide_comment(request: Request) -> Response:
-    require_editor(request)
+    editor = await require_editor(request)
     comment_id = str(request.path_params["comment_id"])
     if not models.is_id(comment_id):
         raise NotFound(f"no comment {comment_id[:64]!r}")
-    await _content(request).hide_comment(_slug(request), comment_id)
+    await _desk(request).hide_comment(_slug(request), comment_id, editor, API)
     return Response(status_code=204)
 
 

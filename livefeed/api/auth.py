@@ -1,20 +1,29 @@
-"""Bearer-token auth for editor writes."""
+"""Bearer-token auth for editor writes: the operator token or an editor's own API token."""
 
 from __future__ import annotations
-
-import hmac
 
 from starlette.requests import Request
 
 from livefeed.errors import Unauthorized
+from livefeed.storage.editors import OPERATOR, Editors, is_operator_token
+
+_TOKEN_MAX = 256  # longer than any token we issue
 
 
-def require_editor(request: Request) -> None:
-    """Raise Unauthorized unless the request carries the operator token."""
-    token: str | None = request.app.state.settings.editor_token
+async def require_editor(request: Request) -> str:
+    """The editor the request's bearer token belongs to (``operator`` for the operator
+    token); Unauthorized for a missing, unknown or revoked token."""
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
         raise Unauthorized("editor writes need Authorization: Bearer <token>")
-    if token is None or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if len(given) > _TOKEN_MAX:
         raise Unauthorized("invalid token")
+    if is_operator_token(request.app.state.settings.editor_token, given):
+        return OPERATOR
+    editors: Editors = request.app.state.editors
+    editor = await editors.editor_of_token(given)
+    if editor is None:
+        raise Unauthorized("invalid or revoked token")
+    return editor

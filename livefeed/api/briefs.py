@@ -10,12 +10,18 @@ from livefeed import models
 from livefeed.api.auth import require_editor
 from livefeed.errors import NotFound
 from livefeed.http import list_params, read_json
-from livefeed.storage.content import Content
+from livefeed.storage.content import API, Content
+from livefeed.storage.desk import Desk
 
 
 def _content(request: Request) -> Content:
     content: Content = request.app.state.content
     return content
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
 
 
 def _brief_id(request: Request) -> str:
@@ -33,24 +39,22 @@ async def list_briefs(request: Request) -> Response:
 
 
 async def publish_brief(request: Request) -> Response:
-    require_editor(request)
+    editor = await require_editor(request)
     brief = models.new_brief(await read_json(request))
-    published = await _content(request).publish_brief(brief)
-    if published is None:
-        raise RuntimeError("a freshly generated brief id was already taken")
+    published = await _desk(request).publish_brief(brief, editor, API)
     return JSONResponse(published.to_json(), status_code=201)
 
 
 async def correct_brief(request: Request) -> Response:
-    require_editor(request)
+    editor = await require_editor(request)
     brief_id = _brief_id(request)
-    brief = await _content(request).correct_brief(brief_id, await read_json(request))
+    brief = await _desk(request).correct_brief(brief_id, await read_json(request), editor, API)
     return JSONResponse(brief.to_json())
 
 
 async def retract_brief(request: Request) -> Response:
-    require_editor(request)
-    await _content(request).retract_brief(_brief_id(request))
+    editor = await require_editor(request)
+    await _desk(request).retract_brief(_brief_id(request), editor, API)
     return Response(status_code=204)
 
 

@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from livefeed import events, models
-from livefeed.errors import InvalidInput, NotFound
+from livefeed import events, limits, models
+from livefeed.errors import CommentsClosed, InvalidInput, NotFound
 from livefeed.events import EventId
 from livefeed.models import Article, Brief, Comment
 from livefeed.settings import Rate
@@ -162,6 +162,10 @@ class Content:
         change = Change("set", key, key, record=_dump(article.to_json()))
         topic = events.article_topic(slug)
         await self._append(topic, events.ARTICLE_UPDATED, article.to_json(), change, source)
+        # The editors' list of articles (a separate key: it may live on another shard).
+        await self._redis.zadd(
+            self._keys.desk_articles(), {slug: models.time_ms(article.updated_at)}
+        )
         return article, existing is None
 
     async def require_article(self, slug: str) -> Article:
@@ -188,8 +192,13 @@ class Content:
     async def post_comment(
         self, slug: str, payload: object, client: str, source: str = API
     ) -> Comment:
-        """Validate, rate-limit per client address, store and emit a reader's comment."""
+        """Validate, rate-limit per client address, store and emit a reader's comment.
+
+        Refused with ``CommentsClosed`` while an editor has closed the article's comments.
+        """
         await self.require_article(slug)
+        if await self.are_comments_closed(slug):
+            raise CommentsClosed("comments are closed on this article")
         comment = models.new_comment(slug, payload)
         await self._limiter.hit("comment", client, self._comment_rate)
         k = self._keys
@@ -203,7 +212,32 @@ class Content:
         )
         topic = events.comments_topic(slug)
         await self._append(topic, events.COMMENT_CREATED, comment.to_json(), change, source)
+        await self._tell_desk(comment)
         return comment
+
+    async def _tell_desk(self, comment: Comment) -> None:
+        """Index the comment among the latest of all articles, and show it to open editor
+        pages (a separate key and a plain channel: they may live on another shard)."""
+        k = self._keys
+        member = f"{comment.article}/{comment.id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(k.desk_comments(), {member: models.time_ms(comment.created_at)})
+            pipe.zremrangebyrank(k.desk_comments(), 0, -limits.DESK_COMMENTS_KEPT - 1)
+            await pipe.execute()
+        notice = {"type": "comment.created", "data": comment.to_record()}
+        await self._redis.publish(k.desk_notices(), _dump(notice))
+
+    async def are_comments_closed(self, slug: str) -> bool:
+        return bool(await self._redis.exists(self._keys.comments_closed(slug)))
+
+    async def close_comments(self, slug: str, closed: bool) -> None:
+        """Close an article's comments (new ones are refused) or open them again."""
+        await self.require_article(slug)
+        key = self._keys.comments_closed(slug)
+        if closed:
+            await self._redis.set(key, models.now_iso())
+        else:
+            await self._redis.delete(key)
 
     async def hide_comment(self, slug: str, comment_id: str, source: str = API) -> None:
         """Hide a comment from readers; it stays stored, marked hidden."""

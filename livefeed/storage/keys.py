@@ -18,6 +18,18 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>ingest:claim:<digest>          string: who publishes one pub/sub message
     <prefix>ratelimit:<name>:<client>      counter with expiry
     <prefix>demo:loaded                    marker: the demo content was loaded once
+    <prefix>{comments:<slug>}:closed       marker: the article takes no new comments
+    <prefix>{editors}:names                set: editor account names
+    <prefix>{editors}:account:<name>       hash: password (argon2), version, created_at
+    <prefix>{editors}:tokens               hash: sha256(API token) -> {editor, id, created_at}
+    <prefix>{editors}:session:<sha256>     hash: one signed-in browser (editor, csrf, ...), TTL
+    <prefix>{editors}:secret               string: the session-signing key when none is set
+    <prefix>{desk}:articles                sorted set: article slugs by last update
+    <prefix>{desk}:comments                sorted set: "<slug>/<id>" of the latest comments
+    <prefix>{desk}:credits                 hash: "<kind>:<id>:<action>" -> editor name
+    <prefix>{desk}:log                     stream: who did what at the desk, capped
+    <prefix>{desk}:notices                 pub/sub channel: notices for open editor pages
+    <prefix>{desk}:readers                 hash: process -> its reader counts (JSON, timed)
 """
 
 from __future__ import annotations
@@ -85,3 +97,42 @@ class Keys:
 
     def demo_loaded(self) -> str:
         return f"{self.prefix}demo:loaded"
+
+    def comments_closed(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "closed")
+
+    # The editors' keys share one hash tag, so an account and its tokens change atomically.
+
+    def editor_names(self) -> str:
+        return self._tagged("editors", "names")
+
+    def editor_account(self, name: str) -> str:
+        return self._tagged("editors", f"account:{name}")
+
+    def editor_tokens(self) -> str:
+        return self._tagged("editors", "tokens")
+
+    def editor_session(self, digest: str) -> str:
+        return self._tagged("editors", f"session:{digest}")
+
+    def session_secret(self) -> str:
+        return self._tagged("editors", "secret")
+
+    def desk_articles(self) -> str:
+        return self._tagged("desk", "articles")
+
+    def desk_comments(self) -> str:
+        return self._tagged("desk", "comments")
+
+    def desk_credits(self) -> str:
+        return self._tagged("desk", "credits")
+
+    def desk_log(self) -> str:
+        return self._tagged("desk", "log")
+
+    def desk_notices(self) -> str:
+        """A plain pub/sub channel (not a topic): every process's hub listens to it."""
+        return self._tagged("desk", "notices")
+
+    def desk_readers(self) -> str:
+        return self._tagged("desk", "readers")

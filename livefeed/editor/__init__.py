@@ -1,0 +1,12 @@
+"""The editors' desk under ``/editor``: sign-in, briefs, articles, comment moderation."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from livefeed.editor import articles, briefs, comments, live, login
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the editor pages, for ``create_app`` to mount."""
+    return [*login.routes, *briefs.routes, *articles.routes, *comments.routes, *live.routes]

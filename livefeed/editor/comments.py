@@ -1,0 +1,104 @@
+"""Comment moderation: the latest comments across articles, live, with hide and the
+per-article switch that closes comments.
+
+Hidden comments stay in this view, marked with who hid them: the desk keeps the record
+readers no longer see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from livefeed import limits, models
+from livefeed.editor.briefs import desk, presence
+from livefeed.editor.session import require_signed_in, require_writer
+from livefeed.editor.views import page, read_form, render, see_other, wants_json
+from livefeed.errors import NotFound
+from livefeed.models import Comment
+from livefeed.storage.content import EDITOR
+from livefeed.storage.desk import COMMENT, comment_ref
+
+DONE = {
+    "hidden": "Comment hidden: it is gone from readers' pages.",
+    "closed": "Comments closed on that article.",
+    "opened": "Comments open again on that article.",
+}
+
+
+def comment_json(comment: Comment, credits: dict[str, str]) -> dict[str, Any]:
+    ref = comment_ref(comment.article, comment.id)
+    return {**comment.to_record(), "ref": ref, "hidden_by": credits.get("hidden")}
+
+
+async def _moderation(request: Request) -> dict[str, Any]:
+    d = desk(request)
+    comments, rows, readers = await asyncio.gather(
+        d.recent_comments(limits.DESK_COMMENTS), d.articles(), presence(request).read()
+    )
+    credits = await d.credits(COMMENT, [comment_ref(c.article, c.id) for c in comments])
+    titles = {row.article.slug: row.article.title for row in rows}
+    closed = {row.article.slug: row.comments_closed for row in rows}
+    discussed = list(dict.fromkeys(c.article for c in comments))  # newest comment first
+    for slug in discussed:
+        if slug not in closed:  # an article beyond the desk's list
+            closed[slug] = await d.content.are_comments_closed(slug)
+    return {
+        "comments": comments,
+        "credits": credits,
+        "titles": titles,
+        "closed": closed,
+        "discussed": discussed,
+        "readers": readers,
+    }
+
+
+@page
+async def moderation_page(request: Request) -> Response:
+    await require_signed_in(request)
+    found = await _moderation(request)
+    return render(
+        request,
+        "comments.html",
+        heading="Comments",
+        section="comments",
+        notice=DONE.get(request.query_params.get("done", "")),
+        desk={"page": "comments", "articles": found["titles"]},
+        **found,
+    )
+
+
+@page
+async def comments_data(request: Request) -> Response:
+    """The moderation list as JSON, for the script to refetch after missing notices."""
+    await require_signed_in(request)
+    found = await _moderation(request)
+    items = [
+        comment_json(c, found["credits"][comment_ref(c.article, c.id)]) for c in found["comments"]
+    ]
+    return JSONResponse({"items": items, "articles": found["titles"], "closed": found["closed"]})
+
+
+@page
+async def hide(request: Request) -> Response:
+    form = await read_form(request)
+    who = await require_writer(request, form)
+    slug = str(request.path_params["slug"])
+    comment_id = str(request.path_params["comment_id"])
+    if not (models.is_slug(slug) and models.is_id(comment_id)):
+        raise NotFound("no such comment")
+    await desk(request).hide_comment(slug, comment_id, who.editor, EDITOR)
+    if wants_json(request):
+        return JSONResponse({"hidden": comment_ref(slug, comment_id), "by": who.editor})
+    return see_other(f"/editor/comments?done=hidden#comment-{comment_id}")
+
+
+routes = [
+    Route("/editor/comments", moderation_page, methods=["GET"]),
+    Route("/editor/data/comments", comments_data, methods=["GET"]),
+    Route("/editor/articles/{slug}/comments/{comment_id}/hide", hide, methods=["POST"]),
+]

@@ -1,0 +1,124 @@
+"""Signing in and out of the editor pages.
+
+An editor signs in with their account (``livefeed editor add``), the operator as
+``operator`` with the operator token. A wrong name and a wrong password get the same
+answer, after the same work; attempts are counted per name and per address first, so a
+lockout says nothing about whether the account exists either. The name typed is never
+logged when sign-in fails (people type passwords into the name field).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from livefeed.editor import session as web_session
+from livefeed.editor.views import page, read_form, render, see_other
+from livefeed.errors import Forbidden, RateLimited
+from livefeed.http import client_address
+from livefeed.storage.editors import OPERATOR, Editors, clean_name, is_operator_token
+from livefeed.storage.logins import LoginGuard
+from livefeed.storage.sessions import Sessions
+
+logger = logging.getLogger("livefeed.editor")
+
+_NAME_MAX = 64  # longer than any editor name: the rest is not worth hashing
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: only a page of the editor desk (no open redirect)."""
+    if not target or "//" in target or "\\" in target:
+        return "/editor"
+    if target == "/editor" or target.startswith(("/editor/", "/editor?", "/editor#")):
+        return target
+    return "/editor"
+
+
+def _login_page(
+    request: Request, status: int = 200, error: str | None = None, name: str = ""
+) -> Response:
+    token = web_session.login_token(request)
+    target = _safe_next(request.query_params.get("next"))
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        heading="Sign in",
+        login_csrf=token,
+        name=name,
+        next=target,
+        error=error,
+    )
+    web_session.set_login_cookie(response, request, token)
+    return response
+
+
+@page
+async def login_form(request: Request) -> Response:
+    if await web_session.signed_in(request) is not None:
+        return see_other(_safe_next(request.query_params.get("next")))
+    return _login_page(request)
+
+
+async def _is_password(request: Request, name: str, password: str) -> bool:
+    if name == OPERATOR:
+        return is_operator_token(request.app.state.settings.editor_token, password)
+    editors: Editors = request.app.state.editors
+    return await editors.verify_password(name, password)
+
+
+@page
+async def login(request: Request) -> Response:
+    web_session.require_same_site(request)
+    form = await read_form(request)
+    try:
+        web_session.check_login_token(request, form.get("csrf"))
+    except Forbidden as exc:
+        return _login_page(request, exc.status, exc.message)
+    name = clean_name(form.get("name", ""))[:_NAME_MAX]
+    password = form.get("password", "")
+    address = client_address(request)
+    guard: LoginGuard = request.app.state.logins
+    try:
+        await guard.attempt(name, address)
+    except RateLimited as exc:
+        logger.warning("sign-in refused: too many attempts (from %s)", address)
+        response = _login_page(request, 429, exc.message, name)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if not name or not password or not await _is_password(request, name, password):
+        logger.info("failed sign-in from %s", address)
+        return _login_page(request, 401, "Wrong name or password.", name)
+    await guard.succeeded(name, address)
+    version = await web_session.account_version(request, name)
+    if version is None:  # removed while signing in
+        return _login_page(request, 401, "Wrong name or password.", name)
+    sessions: Sessions = request.app.state.sessions
+    new = await sessions.start(name, version)
+    logger.info("editor %s signed in from %s", name, address)
+    response = see_other(_safe_next(form.get("next")))
+    web_session.set_session_cookie(response, request, new)
+    response.delete_cookie(web_session.LOGIN_COOKIE, path=web_session.PATH)
+    return response
+
+
+@page
+async def logout(request: Request) -> Response:
+    form = await read_form(request)
+    who = await web_session.require_writer(request, form)
+    sessions: Sessions = request.app.state.sessions
+    await sessions.end(who.session.id)
+    logger.info("editor %s signed out", who.editor)
+    response = see_other("/editor/login")
+    web_session.clear_session_cookie(response, request)
+    return response
+
+
+routes = [
+    Route("/editor/login", login_form, methods=["GET"]),
+    Route("/editor/login", login, methods=["POST"]),
+    Route("/editor/logout", logout, methods=["POST"]),
+]
