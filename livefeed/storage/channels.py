@@ -52,6 +52,7 @@ class _Connection:
         self.healthy = True
         self.probe_echo = asyncio.Event()
         self.probe_token = b""
+        self.started = 0.0
 
     async def subscribe(self, channel: str, sharded: bool) -> None:
         if self.pubsub is None:
@@ -112,8 +113,9 @@ class _Connection:
                 else:
                     await pubsub.subscribe(channel)
             self.pubsub = pubsub
-            self.healthy = True  # the subscriptions were just confirmed
-            self.connected.set()
+            self.started = asyncio.get_running_loop().time()
+            # Connected (and healthy) only once Redis confirms the probe subscription: a
+            # connection that swallows what we send is not one.
             while True:
                 message = await pubsub.get_message(timeout=None)
                 if message is not None:
@@ -134,6 +136,9 @@ class _Connection:
         if channel == self.probe_channel:
             if kind in ("message", "smessage") and data == self.probe_token:
                 self.probe_echo.set()
+            elif kind in ("subscribe", "ssubscribe"):
+                self.healthy = True
+                self.connected.set()
         elif kind in ("message", "smessage") and isinstance(data, bytes):
             self.owner.on_message(channel, data)
         elif kind in ("subscribe", "ssubscribe"):
@@ -142,6 +147,14 @@ class _Connection:
     async def probe(self, sequence: int) -> None:
         """Prove the subscription delivers; start a new session if it does not."""
         if not self.connected.is_set():
+            waited = asyncio.get_running_loop().time() - self.started
+            if self.pubsub is not None and waited > limits.PUBSUB_PROBE_TIMEOUT:
+                # Subscribed long ago and never confirmed: as deaf as a lost probe.
+                self.healthy = False
+                self.owner.silent += 1
+                logger.warning("pub/sub subscription never confirmed: reconnecting")
+                if self.session is not None:
+                    self.session.cancel()
             return
         token = str(sequence).encode()
         self.probe_echo = asyncio.Event()
