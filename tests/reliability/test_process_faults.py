@@ -1,0 +1,137 @@
+"""A livefeed process dies (SIGKILL) or is stopped (SIGTERM, drained): its readers resume on
+another process from their last id and miss nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import httpx
+
+from tests.conftest import RedisServer
+from tests.helpers import TIMEOUT, wait_for
+from tests.reliability.checker import (
+    GOING_AWAY,
+    Checker,
+    start_all,
+    stop_all,
+    wait_until_all_have,
+)
+from tests.reliability.conftest import Publisher, history_ids, report
+
+TOKEN = "reliability-token"
+
+
+def _env(redis: RedisServer, prefix: str) -> dict[str, str]:
+    return {
+        "LIVEFEED_REDIS_URL": redis.url,
+        "LIVEFEED_REDIS_PREFIX": prefix,
+        "LIVEFEED_EDITOR_TOKEN": TOKEN,
+        "LIVEFEED_LOG_LEVEL": "warning",
+    }
+
+
+def _ws(process: Any) -> str:
+    return str(process.url).replace("http", "ws", 1) + "/ws"
+
+
+async def _position(url: str) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as api:
+        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
+
+
+async def test_readers_of_a_sigkilled_process_resume_on_the_other_without_loss(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    doomed = await livefeed_process(env=_env(redis_server, prefix))
+    survivor = await livefeed_process(env=_env(redis_server, prefix))
+    since = {"briefs": await _position(survivor.url)}
+    movers = [
+        Checker([_ws(doomed), _ws(survivor)], since=since, name=f"mover{i}") for i in range(10)
+    ]
+    stayers = [Checker([_ws(survivor)], since=since, name=f"stayer{i}") for i in range(5)]
+    readers = movers + stayers
+    await start_all(readers)
+    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
+    try:
+        publisher.start(seconds=4.0)
+        await asyncio.sleep(1.5)
+        doomed.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        await publisher.wait()
+        truth = await history_ids(redis_server.url, prefix)
+        await wait_until_all_have(readers, "briefs", truth)
+    finally:
+        publisher.stop()
+        await stop_all(readers)
+    assert publisher.by_status() == {201: len(truth)}
+    for reader in readers:
+        reader.check("briefs", truth)
+    for mover in movers:
+        assert mover.connections == 2 and mover.closes == [None], (mover.name, mover.closes)
+    resumed = max(m.close_times[0] for m in movers) - killed_at
+    report(
+        f"SIGKILL of one of two processes: {len(movers)} readers moved, every reader got all "
+        f"{len(truth)} events once, in order (the last one noticed {resumed:.2f}s after the kill)"
+    )
+
+
+async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_without_loss(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    drain = 2.0
+    leaving = await livefeed_process(["--drain-seconds", str(drain)], _env(redis_server, prefix))
+    staying = await livefeed_process(env=_env(redis_server, prefix))
+    since = {"briefs": await _position(staying.url)}
+    movers = [
+        Checker([_ws(leaving), _ws(staying)], since=since, name=f"mover{i}") for i in range(20)
+    ]
+    await start_all(movers)
+    publisher = Publisher(staying.url, TOKEN, rate=50.0)
+    try:
+        publisher.start(seconds=5.0)
+        await asyncio.sleep(1.0)
+        assert leaving.process is not None
+        leaving.process.send_signal(signal.SIGTERM)
+        sent_at = time.monotonic()
+        not_ready: list[httpx.Response] = []
+        async with httpx.AsyncClient(base_url=leaving.url, timeout=TIMEOUT) as api:
+
+            async def turned() -> bool:
+                response = await api.get("/readyz")  # it still answers while it drains
+                if response.status_code == 503:
+                    not_ready.append(response)
+                return bool(not_ready)
+
+            await wait_for(turned, timeout=drain, what="/readyz to say 503 while draining")
+        await wait_for(
+            lambda: leaving.process.poll() is not None,
+            timeout=drain + 10,
+            what="the drained process to exit",
+        )
+        exited_after = time.monotonic() - sent_at
+        exit_code = leaving.process.returncode
+        await publisher.wait()
+        truth = await history_ids(redis_server.url, prefix)
+        await wait_until_all_have(movers, "briefs", truth)
+    finally:
+        publisher.stop()
+        await stop_all(movers)
+    assert "shutdown" in not_ready[0].json()["failing"], not_ready[0].text
+    assert exit_code == 0, leaving.output
+    assert publisher.by_status() == {201: len(truth)}
+    for mover in movers:
+        mover.check("briefs", truth)
+        assert mover.closes == [GOING_AWAY], (mover.name, mover.closes)
+        assert mover.connections == 2
+    closed = sorted(m.close_times[0] - sent_at for m in movers)
+    # Spread over the drain window rather than all at once (a reconnect storm).
+    assert closed[-1] - closed[0] > drain / 4, closed
+    assert closed[-1] < drain + 1.0, closed
+    report(
+        f"SIGTERM drain ({drain:.0f}s window): {len(movers)} readers closed with 1001 from "
+        f"{closed[0]:.2f}s to {closed[-1]:.2f}s, resumed on the other process with all "
+        f"{len(truth)} events; process exited after {exited_after:.2f}s"
+    )
