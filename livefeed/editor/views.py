@@ -125,8 +125,11 @@ def render(
 
 
 def wants_json(request: Request) -> bool:
-    """The page's script asks for JSON; a plain form post gets HTML."""
-    return "application/json" in request.headers.get("accept", "")
+    """The page's script asks for JSON (and ``/editor/data/`` is JSON only); a plain form
+    post gets HTML."""
+    return request.url.path.startswith("/editor/data/") or "application/json" in (
+        request.headers.get("accept", "")
+    )
 
 
 def see_other(url: str) -> Response:
