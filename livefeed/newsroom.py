@@ -1,10 +1,10 @@
 """The newsroom's commands, for people and scripts.
 
 ``livefeed editor add|passwd|list|remove|token|revoke`` manage accounts and their API
-tokens straight in Redis (like ``publish``: ``--redis-url``, else ``LIVEFEED_REDIS_URL``,
-else the embedded Redis of ``--data-dir``). ``livefeed publish --url``, ``correct`` and
-``retract`` go through the HTTP API with a token (``--token``, better ``LIVEFEED_TOKEN``:
-a flag shows in the process list).
+tokens straight in Redis: ``--redis-url``, else ``LIVEFEED_REDIS_URL``, else the embedded
+Redis of ``--data-dir`` (started for the command if ``livefeed serve`` is not running).
+``livefeed publish --url``, ``correct`` and ``retract`` go through the HTTP API with a
+token (``--token``, better ``LIVEFEED_TOKEN``: a flag shows in the process list).
 
 Each prints what it did on stdout (``editor token`` prints only the token, for
 ``TOKEN=$(livefeed editor token alice)``) and, on failure, one line on stderr and a
@@ -103,7 +103,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a newsroom command; 0, or one line on stderr and an exit code."""
     try:
         if args.command == "editor":
-            print(asyncio.run(_editor(args, settings)))
+            url, embedded = _editors_redis(settings)
+            try:
+                print(asyncio.run(_editor(args, settings, url)))
+            finally:
+                if embedded is not None:
+                    embedded.stop()
         elif args.command == "publish":
             brief = _client(args).publish(args.text, breaking=args.breaking, article=args.article)
             print(f"published brief {brief['id']}")
@@ -181,20 +186,45 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-async def _editor(args: argparse.Namespace, settings: Settings) -> str:
+def _answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _editors_redis(settings: Settings) -> tuple[str, Any]:
+    """The Redis that holds the accounts, and the embedded one started for this command.
+
+    Accounts usually come before the first ``livefeed serve``: with no Redis URL and no
+    embedded Redis running in the data dir, start it for the command (it persists there).
+    """
+    from livefeed.embedded_redis import EmbeddedRedis, EmbeddedRedisError, running_url
+
+    if settings.redis_url:
+        return settings.redis_url, None
+    url = running_url(settings.data_dir)
+    if url is not None and _answers(url):
+        return url, None
+    embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
+    try:
+        return embedded.start(), embedded
+    except EmbeddedRedisError as exc:
+        raise Failure(f"no Redis: give --redis-url (or LIVEFEED_REDIS_URL); {exc}") from None
+
+
+async def _editor(args: argparse.Namespace, settings: Settings, url: str) -> str:
     from redis.exceptions import RedisError
 
-    from livefeed.embedded_redis import running_url
     from livefeed.storage.connect import connect
     from livefeed.storage.editors import Editors, clean_name
     from livefeed.storage.keys import Keys
 
-    url = settings.redis_url or running_url(settings.data_dir)
-    if url is None:
-        raise Failure(
-            "no Redis: give --redis-url (or LIVEFEED_REDIS_URL), or run `livefeed serve` "
-            f"with the embedded Redis in {settings.data_dir}"
-        )
     name = clean_name(getattr(args, "name", "") or "")
     password = _password(args) if args.editor_command in {"add", "passwd"} else ""
     redis = connect(url)

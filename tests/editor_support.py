@@ -4,7 +4,7 @@ editor's browser as an httpx client that signs in like a person (cookie + CSRF t
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -25,6 +25,13 @@ async def new_token(server: LiveServer, name: str) -> str:
     return str(token)
 
 
+class Site(Protocol):
+    """A running livefeed: ``LiveServer`` or a ``livefeed serve`` process."""
+
+    @property
+    def url(self) -> str: ...
+
+
 def form_csrf(html: str) -> str:
     found = _FORM_CSRF.search(html)
     assert found, "no csrf field in the page"
@@ -34,7 +41,7 @@ def form_csrf(html: str) -> str:
 class EditorBrowser:
     """An editor's browser: cookies kept, the CSRF token read from the pages."""
 
-    def __init__(self, server: LiveServer, **headers: str) -> None:
+    def __init__(self, server: Site, **headers: str) -> None:
         self.server = server
         self.client = httpx.AsyncClient(
             base_url=server.url, timeout=TIMEOUT, headers=headers, follow_redirects=False

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.editor_support import add_editor, new_token
+from tests.editor_support import PASSWORD, EditorBrowser, add_editor, new_token
 from tests.helpers import TIMEOUT, auth, free_port
 
 
@@ -23,20 +25,40 @@ class Result:
     stderr: str
 
 
-async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+async def cli(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> Result:
     """The ``livefeed`` command, run without blocking the loop the test server runs in."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "livefeed",
         *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", **(env or {})},
     )
-    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT * 6)
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), TIMEOUT * 6)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())
+
+
+async def test_from_a_clean_data_dir_add_an_editor_then_serve_and_sign_in(
+    livefeed_process: Any, tmp_path: Path
+) -> None:
+    """The acceptance path: accounts come first, before livefeed ever ran."""
+    data = str(tmp_path / "data")
+    added = await cli(
+        "editor", "add", "alice", "--password-stdin", "--data-dir", data, stdin=PASSWORD
+    )
+    assert added.returncode == 0, added.stderr
+    server = await livefeed_process(["--data-dir", data], {"LIVEFEED_EDITOR_TOKEN": "op-token"})
+    listed = await cli("editor", "list", "--data-dir", data)  # while serve runs: its Redis
+    assert listed.returncode == 0 and listed.stdout.startswith("alice\t"), listed.stderr
+    async with EditorBrowser(server) as browser:
+        await browser.login("alice")
+        published = await browser.post("/editor/briefs", {"text": "First brief", "breaking": "1"})
+        assert published.status_code == 201, published.text
+    assert "op-token" not in server.output and PASSWORD not in server.output
 
 
 @pytest.fixture
