@@ -176,5 +176,3 @@ def serve(settings: Settings) -> int:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-

@@ -126,6 +126,8 @@ async def live_stream(request: Request) -> Response:
     if who is None:
         error = Unauthorized("sign in at /editor/login first")
         return JSONResponse(error.to_json(), status_code=401)
+    if request.method == "HEAD":
+        return Response(media_type="text/event-stream", headers=HEADERS)
     return StreamingResponse(
         _records(request, who), media_type="text/event-stream", headers=HEADERS
     )

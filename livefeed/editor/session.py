@@ -168,9 +168,7 @@ def set_login_cookie(response: Response, request: Request, token: str) -> None:
 
 def check_login_token(request: Request, given: str | None) -> None:
     if not _same_token(given, request.cookies.get(LOGIN_COOKIE, "")):
-        raise Forbidden(
-            "the sign-in form expired: please try again", code=errors.CSRF_FAILED
-        )
+        raise Forbidden("the sign-in form expired: please try again", code=errors.CSRF_FAILED)
 
 
 async def is_still_signed_in(request: Request, who: SignedIn) -> bool:
