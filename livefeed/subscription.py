@@ -32,6 +32,9 @@ Outgoing = Event | str
 class _Follow:
     # Live events wait here while the topic's missed events are replayed.
     buffer: list[Event] | None = field(default_factory=list)
+    # After a replay, the last id it sent: the hub may still hand over live events the
+    # replay already read from the stream (their pub/sub message can lag the read).
+    floor: EventId | None = None
 
 
 class Subscription:
@@ -81,7 +84,9 @@ class Subscription:
         for event in follow.buffer or ():
             if last is None or is_after(event.id, last):
                 self._put(event)
+                last = event.id
         follow.buffer = None
+        follow.floor = last
         self._put(subscribed_frame(topic, recovered=recovered))
         return recovered
 
@@ -143,8 +148,12 @@ class Subscription:
             return
         if follow.buffer is not None:
             follow.buffer.append(event)
-        else:
-            self._put(event)
+            return
+        if follow.floor is not None:
+            if not is_after(event.id, follow.floor):
+                return  # already sent by the replay
+            follow.floor = None  # live has overtaken the replay: no more checks
+        self._put(event)
 
     def lost(self, topic: str) -> None:
         """The hub could not replay a gap: the reader must refetch this topic."""
