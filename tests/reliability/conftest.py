@@ -168,6 +168,39 @@ def open_fds(pid: int | str = "self") -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
+def sockets_by_peer(pid: int) -> dict[str, int]:
+    """A process's open TCP sockets counted by what they connect to: "listening", the
+    remote port for outgoing connections, "reader" for accepted ones."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().as_posix()
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    listening = set()
+    rows = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            parts = line.split()
+            local, remote, state, inode = parts[1], parts[2], parts[3], parts[9]
+            if inode in inodes:
+                rows.append((int(local.split(":")[1], 16), int(remote.split(":")[1], 16), state))
+                if state == "0A":
+                    listening.add(int(local.split(":")[1], 16))
+    counts: dict[str, int] = {}
+    for local, remote, state in rows:
+        if state == "0A":
+            key = "listening"
+        elif local in listening:
+            key = "reader"
+        else:
+            key = f"to port {remote}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def report(text: str) -> None:
     """A measured figure, shown with ``pytest -s`` and kept in the captured output."""
     print(f"[reliability] {text}", flush=True)
