@@ -110,6 +110,29 @@ async def test_desk_stream_ends_when_the_editor_signs_out(live_server: LiveServe
         await stream.next("signed-out")
 
 
+async def test_signing_out_or_a_new_password_ends_open_desk_streams_at_once(
+    live_server: LiveServer, second_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "PRESENCE_INTERVAL", 60.0)  # no periodic check to help
+    async with (
+        await signed_in(live_server, "alice") as alice,
+        await signed_in(second_server, "bob") as bob,
+        desk_stream(alice) as alice_stream,
+        desk_stream(bob) as bob_stream,
+    ):
+        await alice_stream.next("hello")
+        await bob_stream.next("hello")
+        # Alice signs out through the other process; Bob's password is changed.
+        cookie = str(alice.client.cookies.get("livefeed_session"))
+        async with EditorBrowser(second_server) as same_alice:
+            same_alice.client.cookies.set("livefeed_session", cookie, path="/editor")
+            response = await same_alice.post("/editor/logout", {"csrf": alice.csrf}, json=False)
+            assert response.status_code == 303
+        await alice_stream.next("signed-out")
+        await live_server.app.state.editors.set_password("bob", "another long passphrase")
+        await bob_stream.next("signed-out")
+
+
 async def test_readers_are_counted_across_processes_and_per_article(
     live_server: LiveServer, second_server: LiveServer, api: httpx.AsyncClient
 ) -> None:

@@ -6,7 +6,8 @@ readers connected across all processes. Desk notices arrive on a plain pub/sub c
 that every process's hub listens to; nothing here is replayed, so a stream that falls
 behind is ended, and the page refetches its lists when it connects again (each
 ``readers`` record names the newest comment, so a page also notices one it missed).
-The stream ends when the editor's session does.
+The stream ends when the editor's session does: at once when they sign out, their password
+changes or their account is removed (a notice says so), else at the next check.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from livefeed.http import is_allowed_origin
 from livefeed.readers import Readers
 from livefeed.storage.desk import Desk
 from livefeed.storage.presence import Presence
+from livefeed.storage.sessions import session_tag
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -80,6 +82,11 @@ async def snapshot(request: Request) -> dict[str, Any]:
     return {"readers": readers.to_json(), "latest_comment": latest}
 
 
+def _is_for(data: dict[str, str], who: SignedIn) -> bool:
+    """Whether a sign-out notice (of one session, or of every session of an editor) is ``who``'s."""
+    return data.get("editor") == who.editor or data.get("session") == session_tag(who.session.id)
+
+
 async def _records(request: Request, who: SignedIn) -> AsyncIterator[bytes]:
     feed: DeskFeed = request.app.state.desk_feed
     readers: Readers = request.app.state.readers
@@ -103,6 +110,11 @@ async def _records(request: Request, who: SignedIn) -> AsyncIterator[bytes]:
                     return  # the page reconnects (elsewhere) and refetches
                 if getting.done():
                     notice = json.loads(getting.result())
+                    if notice["type"] == "signed-out":
+                        if _is_for(notice["data"], who):
+                            yield record("signed-out", {})
+                            return
+                        continue
                     yield record(str(notice["type"]), notice["data"])
                     continue
                 getting.cancel()

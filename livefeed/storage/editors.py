@@ -193,12 +193,20 @@ class Editors:
         )
         if not changed:
             raise NotFound(f"no editor named {name!r}")
+        await self._sign_out(name)
 
     async def remove(self, name: str) -> None:
         """Delete an account with its tokens; its browsers are signed out."""
         removed = await self._redis.eval(_REMOVE, 3, *self._account_keys(name), name)
         if not removed:
             raise NotFound(f"no editor named {name!r}")
+        await self._sign_out(name)
+
+    async def _sign_out(self, name: str) -> None:
+        """End the editor's open desk streams on every process now (their sessions are
+        refused from now on anyway: the account version changed)."""
+        notice = {"type": "signed-out", "data": {"editor": name}}
+        await self._redis.publish(self._keys.desk_notices(), json.dumps(notice))
 
     async def exists(self, name: str) -> bool:
         return bool(await self._redis.sismember(self._keys.editor_names(), name))

@@ -11,6 +11,7 @@ ends it). Records expire after ``SESSION_IDLE`` without use and are refused afte
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class Session:
 
 def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def session_tag(session_id: str) -> str:
+    """How desk notices name a session (not its id, not its key)."""
+    return hashlib.sha256(b"tag:" + session_id.encode()).hexdigest()[:16]
 
 
 def _text(value: str | bytes) -> str:
@@ -112,4 +118,7 @@ class Sessions:
         return session
 
     async def end(self, session_id: str) -> None:
+        """End a session; its open desk streams, on every process, end at once."""
         await self._redis.delete(self._keys.editor_session(_digest(session_id)))
+        notice = {"type": "signed-out", "data": {"session": session_tag(session_id)}}
+        await self._redis.publish(self._keys.desk_notices(), json.dumps(notice))
