@@ -94,7 +94,14 @@ async def busy_server(settings: Settings) -> AsyncIterator[LiveServer]:
     try:
         yield server
     finally:
-        await server.stop()
+        try:
+            await server.stop()
+        except TimeoutError:
+            raise AssertionError(
+                "livefeed did not shut down within 20 s after the connect/disconnect cycles "
+                "(seen: its lifespan waiting in Ingest.stop() for an ingest task that lost its "
+                "cancellation)"
+            ) from None
 
 
 def _tasks() -> int:
