@@ -97,6 +97,9 @@ async def login(request: Request) -> Response:
     if version is None:  # removed while signing in
         return _login_page(request, 401, "Wrong name or password.", name)
     sessions: Sessions = request.app.state.sessions
+    previous = await web_session.signed_in(request)
+    if previous is not None:  # signing in as someone else in the same browser
+        await sessions.end(previous.session.id)
     new = await sessions.start(name, version)
     logger.info("editor %s signed in from %s", name, address)
     response = see_other(_safe_next(form.get("next")))

@@ -153,7 +153,7 @@ export class DeskBriefs {
       const link = document.createElement("a");
       link.className = "desk-brief__article";
       link.href = `/articles/${encodeURIComponent(brief.article)}`;
-      link.textContent = brief.article;
+      link.textContent = this.articleTitle(brief.article);
       meta.append(link);
     }
     if (brief.updated_at && brief.updated_at !== brief.published_at) {
@@ -177,6 +177,11 @@ export class DeskBriefs {
     );
     row.append(view, actions);
     return row;
+  }
+
+  articleTitle(slug) {
+    const option = [...(this.articleOptions?.options || [])].find((o) => o.value === slug);
+    return option ? option.textContent : slug;
   }
 
   restore(row, id) {
