@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from livefeed import limits
 from livefeed.events import Event, EventId, parse_live_message
+from livefeed.lifecycle import stop_tasks
 from livefeed.storage.channels import Channels
 from livefeed.storage.connect import Client
 from livefeed.storage.eventlog import GONE, EventLog, Gone
@@ -104,11 +105,7 @@ class Hub:
             raise TimeoutError("the hub could not subscribe to Redis pub/sub in time") from None
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(list(self._tasks))
         await self._channels.stop()
         for topic in self._topics.values():
             if not topic.ready.done():

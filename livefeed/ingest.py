@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from livefeed import limits, models
 from livefeed.errors import LivefeedError
+from livefeed.lifecycle import stop_tasks
 from livefeed.models import Brief
 from livefeed.stats import Stats
 from livefeed.storage.content import INGEST_PUBSUB, INGEST_STREAM, Content
@@ -83,6 +84,8 @@ class Ingest:
         self._attempts: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()  # published, duplicate, dropped
         self.holds_lease = False
+        self._seen: dict[str, tuple[int, float]] = {}  # pub/sub payload digest -> (count, last)
+        self._backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
 
     @property
     def is_running(self) -> bool:
@@ -95,11 +98,7 @@ class Ingest:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         if self.holds_lease:
             with contextlib.suppress(RedisError, OSError):
                 await self._inbox.release_lease()  # let a standby take over at once
@@ -116,7 +115,6 @@ class Ingest:
     # -- the stream -----------------------------------------------------------------------
 
     async def _consume_stream(self) -> None:
-        backoff = 0.1
         while True:
             try:
                 await self._hold_and_consume()
@@ -125,8 +123,8 @@ class Ingest:
             except (RedisError, OSError) as exc:
                 self.holds_lease = False
                 logger.warning("ingest stream: Redis unavailable (%s); retrying", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
             except Exception:
                 # A bug must not stop ingestion for good: log it, wait, try again.
                 self.holds_lease = False
@@ -152,6 +150,7 @@ class Ingest:
                     return
                 renewed = loop.time()
             entries = await self._inbox.read(pending=pending)
+            self._backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN  # Redis answers again
             for entry in entries:
                 await self._handle_entry(entry)
             # Our own pending entries first (left by a failure), then new ones.
@@ -201,14 +200,34 @@ class Ingest:
                 logger.exception("ingest pub/sub message lost to an unexpected error")
 
     async def _handle_message(self, data: bytes) -> None:
-        if not await self._inbox.claim(hashlib.sha256(data).hexdigest()):
+        if not await self._inbox.claim(self._occurrence(data)):
             return  # another process handles this one
+
         try:
             brief = parse_payload(data)
         except InvalidPayload as exc:
             await self._dead_letter(str(exc), data, PUBSUB)
             return
         await self._publish(brief, PUBSUB)
+
+    def _occurrence(self, data: bytes) -> str:
+        """A name for this arrival of ``data`` that every subscribed process agrees on.
+
+        Every process receives the channel's messages in the same order, so the n-th
+        arrival of the same bytes is the n-th everywhere: the claim is on digest + n, and
+        the same payload published twice without an ``id`` is two briefs. A payload not
+        seen for half the claim window starts counting again, as it does everywhere.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        now = asyncio.get_running_loop().time()
+        count, last = self._seen.get(digest, (0, now))
+        if now - last > limits.INGEST_CLAIM_TTL / 2:
+            count = 0
+        self._seen[digest] = (count + 1, now)
+        if len(self._seen) > limits.INGEST_SEEN_MAX:
+            horizon = now - limits.INGEST_CLAIM_TTL / 2
+            self._seen = {d: (n, t) for d, (n, t) in self._seen.items() if t > horizon}
+        return f"{digest}:{count + 1}"
 
     # -- both -----------------------------------------------------------------------------
 

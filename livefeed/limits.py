@@ -55,6 +55,7 @@ INGEST_BLOCK = 1.0  # XREADGROUP BLOCK, well under the lease TTL
 INGEST_ATTEMPTS = 3  # failed deliveries before an entry is dead-lettered
 INGEST_CLAIM_TTL = 60.0  # pub/sub: a message is claimed by one process for this long
 INGEST_PUBSUB_QUEUE = 1_000
+INGEST_SEEN_MAX = 10_000  # pub/sub payload digests remembered for numbering repeats
 
 # The editors' desk.
 EDITOR_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,31}"

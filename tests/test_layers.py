@@ -8,7 +8,7 @@ from pathlib import Path
 import livefeed
 
 PACKAGE = Path(livefeed.__file__).parent
-PURE = {"events", "models", "errors", "limits", "settings", "stats"}
+PURE = {"events", "models", "errors", "limits", "settings", "stats", "lifecycle"}
 
 # For each layer: the livefeed modules (by dotted prefix) it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "limits": set(),
     "settings": set(),
     "stats": set(),
+    "lifecycle": set(),
     "logs": set(),
     "metrics": {*PURE},
     "storage": {*PURE, "storage"},

@@ -33,6 +33,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from livefeed import limits
+from livefeed.lifecycle import stop_tasks
 from livefeed.storage.connect import connect_pubsub, node_url
 
 logger = logging.getLogger("livefeed.channels")
@@ -231,12 +232,7 @@ class Channels:
         )
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *(c.session for c in self._connections if c.session)]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await task
+        await stop_tasks([*self._tasks, *(c.session for c in self._connections if c.session)])
 
     async def add(self, channel: str, *, sharded: bool) -> None:
         """Subscribe ``channel`` now (or with the first session, before ``start``)."""
