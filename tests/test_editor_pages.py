@@ -196,9 +196,9 @@ async def test_a_forged_or_altered_cookie_is_refused(live_server: LiveServer) ->
     altered_mac = f"{value}.{other(mac[0])}{mac[1:]}"
     altered_value = f"{other(value[0])}{value[1:]}.{mac}"
     for forged in (value, altered_mac, altered_value, "a.b", ""):
-        async with EditorBrowser(live_server) as other:
-            other.client.cookies.set("livefeed_session", forged, path="/editor")
-            assert (await other.get("/editor")).status_code == 303, forged
+        async with EditorBrowser(live_server) as stranger:
+            stranger.client.cookies.set("livefeed_session", forged, path="/editor")
+            assert (await stranger.get("/editor")).status_code == 303, forged
 
 
 async def test_new_password_or_removed_account_signs_browsers_out(

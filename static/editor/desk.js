@@ -3,7 +3,7 @@
 // comments of every article, credits and reader counts over the desk's stream.
 
 import { Connection } from "../live/connection.js";
-import { localizeTimes } from "../live/render.js";
+import { localizeTimes, timeElement } from "../live/render.js";
 import { DeskBriefs } from "./briefs.js";
 import { $, $$, getJSON, readConfig, safely, showSignedOut } from "./common.js";
 import { CommentSwitches, Moderation } from "./moderation.js";
@@ -21,6 +21,37 @@ function showStatus(state) {
   status.dataset.state = state;
   const text = status.querySelector('[data-live="status-text"]');
   if (text) text.textContent = STATE_TEXT[state] || state;
+}
+
+// What the desk log says an editor did (as templates/editor/desk.html via views.did).
+const DID = {
+  "brief published": "published",
+  "brief corrected": "corrected",
+  "brief retracted": "retracted",
+  "article created": "created the article",
+  "article updated": "updated the article",
+  "article closed comments": "closed comments on",
+  "article opened comments": "opened comments on",
+  "comment hidden": "hid the comment",
+};
+const ACTIVITY_SHOWN = 20;
+
+/** A new line at the top of the desk log, as editors act (on any process). */
+function showActivity(entry) {
+  const list = $('[data-desk="activity"]');
+  if (!list) return;
+  const item = document.createElement("li");
+  const who = document.createElement("strong");
+  who.textContent = entry.editor;
+  const what = document.createElement("span");
+  what.className = "desk-activity__what";
+  what.textContent = entry.summary;
+  const did = DID[`${entry.kind} ${entry.action}`] || `${entry.action} (${entry.kind})`;
+  item.append(timeElement(entry.at), " ", who, ` ${did} `, what);
+  list.prepend(item);
+  while (list.children.length > ACTIVITY_SHOWN) list.lastElementChild.remove();
+  const empty = $('[data-desk="activity-empty"]');
+  if (empty) empty.hidden = true;
 }
 
 /** Readers connected now: the total, and per article wherever the page shows one. */
@@ -95,6 +126,7 @@ function startDesk(config, stream) {
 
   stream.addEventListener("credit", (event) => {
     if (event.detail.kind === "brief") safely("credit", () => briefs.credit(event.detail));
+    safely("activity", () => showActivity(event.detail));
   });
   // Credits sent while the desk stream was away are in the list: fetch it again.
   stream.addEventListener("reconnected", () => refetch().catch(() => {}));

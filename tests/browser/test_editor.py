@@ -67,6 +67,8 @@ async def test_a_breaking_brief_from_the_desk_reaches_an_open_reader_page_within
     mine = desk.locator(DESK_BRIEFS).first
     await expect(mine).to_contain_text("Earthquake of magnitude 6.1")
     await expect(mine).to_contain_text("by alice")
+    activity = desk.locator('[data-desk="activity"] li').first
+    await expect(activity).to_contain_text("alice published Earthquake of magnitude 6.1")
 
 
 async def test_correct_and_retract_at_the_desk_are_followed_by_the_reader(
