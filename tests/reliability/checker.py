@@ -207,13 +207,22 @@ class Checker:
         )
 
 
-async def start_all(checkers: Sequence[Checker]) -> None:
+async def start_all(checkers: Sequence[Checker], timeout: float = TIMEOUT) -> None:
     """Start the checkers and wait until every one is subscribed."""
     for checker in checkers:
         checker.start()
-    await wait_for(
-        lambda: all(c.live.is_set() for c in checkers), what="every checker to be subscribed"
-    )
+    try:
+        await wait_for(lambda: all(c.live.is_set() for c in checkers), timeout=timeout)
+    except AssertionError:
+        waiting = [c for c in checkers if not c.live.is_set()]
+        sample = [
+            (c.name, c.connections, c.failed_connects, c.closes[-3:], c.errors[-1:])
+            for c in waiting[:5]
+        ]
+        raise AssertionError(
+            f"{len(waiting)} of {len(checkers)} checkers not subscribed after {timeout:.1f}s; "
+            f"(name, connections, failed connects, closes, errors): {sample}"
+        ) from None
 
 
 async def stop_all(checkers: Sequence[Checker]) -> None:

@@ -146,6 +146,10 @@ class Publisher:
         """Ids of the briefs that got a 201, in the order the answers came."""
         return [a.brief_id for a in self.answers if a.status == 201 and a.brief_id]
 
+    def failures(self) -> list[Answer]:
+        """Answers other than 201, for failure messages."""
+        return [a for a in self.answers if a.status != 201]
+
     def by_status(self) -> dict[int | None, int]:
         counts: dict[int | None, int] = {}
         for answer in self.answers:

@@ -19,7 +19,7 @@ from tests.reliability.checker import (
     stop_all,
     wait_until_all_have,
 )
-from tests.reliability.conftest import Publisher, history_ids, report
+from tests.reliability.conftest import Publisher, history_ids, report, sockets_by_peer
 
 TOKEN = "reliability-token"
 
@@ -66,7 +66,7 @@ async def test_readers_of_a_sigkilled_process_resume_on_the_other_without_loss(
     finally:
         publisher.stop()
         await stop_all(readers)
-    assert publisher.by_status() == {201: len(truth)}
+    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
     for reader in readers:
         reader.check("briefs", truth)
     for mover in movers:
@@ -121,7 +121,7 @@ async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_withou
         await stop_all(movers)
     assert "shutdown" in not_ready[0].json()["failing"], not_ready[0].text
     assert exit_code == 0, leaving.output
-    assert publisher.by_status() == {201: len(truth)}
+    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
     for mover in movers:
         mover.check("briefs", truth)
         assert mover.closes == [GOING_AWAY], (mover.name, mover.closes)
@@ -134,4 +134,55 @@ async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_withou
         f"SIGTERM drain ({drain:.0f}s window): {len(movers)} readers closed with 1001 from "
         f"{closed[0]:.2f}s to {closed[-1]:.2f}s, resumed on the other process with all "
         f"{len(truth)} events; process exited after {exited_after:.2f}s"
+    )
+
+
+async def test_a_reconnect_storm_is_answered_from_redis_without_loss(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    """300 readers lose their process at once and all resume on the other: each one gets
+    ``subscribed`` (never an error while Redis is up) and then every event once, in order."""
+    env = {**_env(redis_server, prefix), "LIVEFEED_MAX_CONNECTIONS_PER_IP": "1000"}
+    doomed = await livefeed_process(env=env)
+    survivor = await livefeed_process(env=env)
+    assert survivor.process is not None
+    since = {"briefs": await _position(survivor.url)}
+    movers = [
+        Checker([_ws(doomed), _ws(survivor)], since=since, name=f"mover{i}") for i in range(300)
+    ]
+    for batch in range(0, len(movers), 50):  # arrive gently; the storm comes with the kill
+        await start_all(movers[batch : batch + 50])
+    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
+    try:
+        publisher.start(seconds=4.0)
+        await asyncio.sleep(1.0)
+        redis_before = sockets_by_peer(survivor.process.pid).get(f"to port {redis_server.port}")
+        doomed.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        await wait_for(
+            lambda: all(m.connections == 2 and (m.live.is_set() or m.errors) for m in movers),
+            timeout=TIMEOUT * 2,
+            what="every reader to be answered by the survivor",
+        )
+        resumed = time.monotonic() - killed_at
+        redis_after = sockets_by_peer(survivor.process.pid).get(f"to port {redis_server.port}")
+        refused = [m for m in movers if m.errors]
+        assert len(refused) == 0, (
+            f"{len(refused)} of {len(movers)} readers resuming at once were answered "
+            f"{refused[0].errors[0]} although Redis was up: such a reader stays connected "
+            "and receives nothing"
+        )
+        await publisher.wait()
+        truth = await history_ids(redis_server.url, prefix)
+        await wait_until_all_have(movers, "briefs", truth)
+    finally:
+        publisher.stop()
+        await stop_all(movers)
+    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
+    for mover in movers:
+        mover.check("briefs", truth)
+    report(
+        f"reconnect storm: {len(movers)} readers resumed on the surviving process "
+        f"{resumed:.2f}s after the kill, every one complete ({len(truth)} events); the "
+        f"survivor's Redis connections {redis_before} -> {redis_after}"
     )

@@ -48,7 +48,7 @@ async def test_pubsub_connection_killed_every_two_seconds_loses_nothing(
         publisher.stop()
         await stop_all(readers)
         await admin.aclose()
-    assert publisher.by_status() == {201: len(publisher.answers)}
+    assert publisher.by_status() == {201: len(publisher.answers)}, publisher.failures()[:3]
     assert len(truth) == len(publisher.answers)
     for reader in readers:
         reader.check("briefs", truth)

@@ -16,7 +16,7 @@ import time
 import httpx
 
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import TIMEOUT
+from tests.helpers import TIMEOUT, auth
 from tests.reliability.checker import Checker, start_all, stop_all, wait_until_all_have
 from tests.reliability.conftest import Answer, Publisher, history, report
 
@@ -152,3 +152,22 @@ async def test_redis_hanging_answers_503_in_time_and_resumes_without_loss(
         f"/readyz {readyz_latency * 1000:.0f} ms; {late} briefs answered 503 were written anyway; "
         f"last event reached every reader {caught_up:.2f}s after SIGCONT"
     )
+
+
+async def test_a_burst_of_writes_is_not_answered_503_while_redis_is_up(
+    own_server: LiveServer,
+) -> None:
+    """250 editors' requests at the same moment: slower answers are fine, "Redis is
+    unavailable" is not (it is not, and a 503 makes editors retry and publish twice)."""
+    limits = httpx.Limits(max_connections=250)
+    async with httpx.AsyncClient(base_url=own_server.url, timeout=TIMEOUT, limits=limits) as api:
+        answers = await asyncio.gather(
+            *(
+                api.post("/api/briefs", json={"text": f"burst {i}"}, headers=auth(own_server.token))
+                for i in range(250)
+            )
+        )
+    statuses: dict[int, int] = {}
+    for answer in answers:
+        statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+    assert statuses == {201: 250}, f"answers by status: {statuses}"
