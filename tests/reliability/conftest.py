@@ -105,6 +105,10 @@ class Publisher:
     def stop(self) -> None:
         self._stopping = True
 
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
     async def wait(self) -> None:
         if self._task is not None:
             await self._task

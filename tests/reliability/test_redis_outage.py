@@ -14,6 +14,7 @@ import statistics
 import time
 
 import httpx
+import redis.asyncio as aioredis
 
 from tests.conftest import LiveServer, RedisServer
 from tests.helpers import TIMEOUT, auth
@@ -171,3 +172,48 @@ async def test_a_burst_of_writes_is_not_answered_503_while_redis_is_up(
     for answer in answers:
         statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
     assert statuses == {201: 250}, f"answers by status: {statuses}"
+
+
+async def test_connections_cut_mid_write_never_turn_a_published_brief_into_an_error(
+    own_server: LiveServer, own_redis: RedisServer
+) -> None:
+    """Redis drops the app's command connections (CLIENT KILL TYPE normal every 10 ms) while
+    editors publish: an answer is 201, or 503 when the outcome is unknown — never a 409 for
+    the brief the request itself just published — and readers get the stream exactly."""
+    since = await _position(own_server)
+    readers = [
+        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
+    ]
+    await start_all(readers)
+    publisher = Publisher(own_server.url, own_server.token, rate=100.0)
+    admin = aioredis.Redis.from_url(own_redis.url)
+    kills = 0
+    try:
+        publisher.start(seconds=3.0)
+        while not publisher.done:
+            kills += await admin.client_kill_filter(_type="normal")
+            await asyncio.sleep(0.01)
+        await publisher.wait()
+        truth = await history(own_redis.url, own_server.settings.redis_prefix)
+        truth_ids = [e for e, _ in truth]
+        await wait_until_all_have(readers, "briefs", truth_ids)
+    finally:
+        publisher.stop()
+        await stop_all(readers)
+        await admin.aclose()
+    for reader in readers:
+        reader.check("briefs", truth_ids)
+    published = {d["id"] for _, d in truth}
+    assert not [b for b in publisher.acknowledged() if b not in published]
+    report(f"command connections cut {kills} times: answers {publisher.by_status()}")
+    wrong = [a for a in publisher.answers if a.status not in (201, 503)]
+    assert len(wrong) == 0, (
+        f"{len(wrong)} writes answered other than 201/503, e.g. {wrong[0].status} "
+        f"{wrong[0].error}; the briefs they name were published: "
+        f"{[_named_id(a.error) in published for a in wrong]}"
+    )
+
+
+def _named_id(error: str) -> str:
+    """The brief id an error message quotes."""
+    return error.split("'")[1] if "'" in error else ""
