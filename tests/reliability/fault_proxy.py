@@ -28,6 +28,7 @@ class _Pipe:
     subscriber: bool = False
     silenced: bool = False
     dropped: int = 0  # bytes from Redis thrown away
+    cut_on_answer: bool = False  # close without passing on Redis's next answer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -40,7 +41,9 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[_Pipe] = set()
         self._silence_new = False
+        self._cut_command: bytes | None = None
         self.connections = 0
+        self.cuts = 0
 
     @property
     def url(self) -> str:
@@ -76,6 +79,11 @@ class FaultProxy:
                 count += 1
         return count
 
+    def cut_after(self, command: str) -> None:
+        """The next time a client sends ``command``, let Redis run it, then close that
+        connection without passing on the answer: the client cannot know it succeeded."""
+        self._cut_command = f"${len(command)}\r\n{command}\r\n".encode()
+
     def heal(self) -> None:
         """Let every connection hear Redis again (what was dropped stays lost)."""
         self._silence_new = False
@@ -104,12 +112,18 @@ class FaultProxy:
             if not pipe.subscriber and _SUBSCRIBE.search(tail + data):
                 pipe.subscriber = True
                 pipe.silenced = self._silence_new
+            if self._cut_command is not None and self._cut_command in tail + data:
+                self._cut_command = None
+                pipe.cut_on_answer = True
             tail = data[-_TAIL:]
             pipe.upstream.write(data)
             await pipe.upstream.drain()
 
     async def _from_redis(self, pipe: _Pipe, reader: asyncio.StreamReader) -> None:
         while data := await reader.read(65536):
+            if pipe.cut_on_answer:
+                self.cuts += 1
+                return  # the pipe closes both sides; the answer is lost
             if pipe.silenced:
                 pipe.dropped += len(data)
                 continue
