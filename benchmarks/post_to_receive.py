@@ -1,7 +1,7 @@
 """POST a brief, time until a subscribed WebSocket reader receives it. Run by hand:
 
-    livefeed serve --editor-token bench &    # any running livefeed
-    python benchmarks/post_to_receive.py --url http://127.0.0.1:8000 --token bench -n 200
+livefeed serve --editor-token bench &    # any running livefeed
+python benchmarks/post_to_receive.py --url http://127.0.0.1:8000 --token bench -n 200
 """
 
 from __future__ import annotations

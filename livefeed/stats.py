@@ -24,9 +24,9 @@ class LatencyHistogram:
         self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last is +Inf
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sum += seconds
+    def observe(self, seconds: float, count: int = 1) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += count
+        self.sum += seconds * count
 
     @property
     def count(self) -> int:
@@ -45,7 +45,7 @@ class Stats:
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
 
-    def delivered_event(self, transport: str, published_ms: int) -> None:
-        """A frame of an event published at ``published_ms`` was written to a reader."""
-        self.delivered[transport] += 1
-        self.latency.observe(max(0.0, time.time() - published_ms / 1000))
+    def delivered_event(self, transport: str, published_ms: int, count: int = 1) -> None:
+        """``count`` frames of an event published at ``published_ms`` were just written."""
+        self.delivered[transport] += count
+        self.latency.observe(max(0.0, time.time() - published_ms / 1000), count)

@@ -5,6 +5,11 @@ Both transports (WebSocket and SSE) wrap one Subscription; a writer task drains
 slow and its queue fills up, the subscription is marked ``overflowed`` and the transport
 closes it (1013 on a WebSocket) so the reader resumes later from its last id instead of
 the server buffering without bound.
+
+A transport that can write synchronously sets ``sink``: while nothing is queued, each
+frame is offered to the sink first and is queued only if the sink refuses it (its socket
+is pushing back). Since a frame is only offered while the queue is empty, and the writer
+drains the queue in order, frames leave in the order they were put, each once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -26,6 +32,8 @@ logger = logging.getLogger("livefeed.subscription")
 
 # What a writer sends: an event, or a control frame already encoded.
 Outgoing = Event | str
+# Writes a frame now and returns True, or returns False (it must then be queued).
+Sink = Callable[[Outgoing], bool]
 
 
 @dataclass(slots=True, eq=False)
@@ -40,16 +48,43 @@ class _Follow:
 class Subscription:
     """One reader's view of the live feed."""
 
+    __slots__ = (
+        "_follows",
+        "_hub",
+        "_log",
+        "_overflow_event",
+        "_overflowed",
+        "_queue",
+        "_queue_bytes",
+        "_queued_bytes",
+        "_waiter",
+        "on_overflow",
+        "sink",
+    )
+
     def __init__(self, hub: Hub, log: EventLog, queue_bytes: int = limits.SEND_QUEUE_BYTES) -> None:
         self._hub = hub
         self._log = log
         self._follows: dict[str, _Follow] = {}
-        # A plain deque and one Event: fewer objects per reader than an asyncio.Queue.
-        self._queue: deque[Outgoing] = deque()
+        # Only frames that must wait are queued; the queue and the writer's waiter exist
+        # only while needed, so an idle reader holds as few objects as possible.
+        self._queue: deque[Outgoing] | None = None
         self._queued_bytes = 0
         self._queue_bytes = queue_bytes
-        self._wakeup = asyncio.Event()
-        self.overflowed = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        self._overflowed = False
+        self._overflow_event: asyncio.Event | None = None
+        self.sink: Sink | None = None
+        self.on_overflow: Callable[[], None] | None = None
+
+    @property
+    def overflowed(self) -> asyncio.Event:
+        """Set once the reader fell too far behind and was dropped."""
+        if self._overflow_event is None:
+            self._overflow_event = asyncio.Event()
+            if self._overflowed:
+                self._overflow_event.set()
+        return self._overflow_event
 
     @property
     def topics(self) -> list[str]:
@@ -133,11 +168,30 @@ class Subscription:
 
     async def next(self) -> Outgoing:
         """The next frame to write; waits for one."""
+        await self.pending()
+        return self.pop()
+
+    async def pending(self) -> None:
+        """Wait until a frame is queued."""
         while not self._queue:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        item = self._queue.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._queue)
+
+    def pop(self) -> Outgoing:
+        """The oldest queued frame (there must be one)."""
+        queue = self._queue
+        assert queue
+        item = queue.popleft()
         self._queued_bytes -= _size(item)
+        if not queue:
+            self._queue = None
         return item
 
     # -- called by the hub ----------------------------------------------------------------
@@ -161,21 +215,31 @@ class Subscription:
             self._put(subscribed_frame(topic, recovered=False))
 
     def _put(self, item: Outgoing) -> None:
-        if self.overflowed.is_set():
+        if self._overflowed:
+            return  # nothing after a dropped frame: the reader resumes from its last id
+        queue = self._queue
+        if queue is None and self.sink is not None and self.sink(item):
             return
         size = _size(item)
         if self._queued_bytes + size > self._queue_bytes:
             logger.info(
                 "reader too slow (%d frames, %d bytes queued): disconnecting",
-                len(self._queue),
+                len(queue or ()),
                 self._queued_bytes,
             )
-            self.overflowed.set()
+            self._overflowed = True
+            if self._overflow_event is not None:
+                self._overflow_event.set()
             self.close()
+            if self.on_overflow is not None:
+                self.on_overflow()
             return
-        self._queue.append(item)
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(item)
         self._queued_bytes += size
-        self._wakeup.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 def _size(item: Outgoing) -> int:
