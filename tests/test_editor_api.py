@@ -140,3 +140,18 @@ async def test_tokens_and_passwords_never_reach_the_logs(
     assert "alice signed in" in text
     for secret in (token, PASSWORD, "a wrong password", "a password in the name field"):
         assert secret not in text
+
+
+async def test_a_publish_that_already_ran_is_a_success_not_a_conflict(
+    live_server: LiveServer,
+) -> None:
+    """A fresh id that exists already can only be this write's own earlier run (the client
+    retried after the answer was lost)."""
+    from livefeed import models
+    from livefeed.storage.content import API
+
+    desk = live_server.app.state.desk
+    brief = models.new_brief({"text": "Once"})
+    first = await desk.publish_brief(brief, "alice", API)
+    again = await desk.publish_brief(brief, "alice", API)
+    assert again == first
