@@ -104,7 +104,8 @@ class Subscription:
             raise TooManySubscriptions(f"at most {limits.SUBSCRIPTIONS_MAX} topics per connection")
         follow = self._follows[topic] = _Follow()
         try:
-            await asyncio.wait_for(self._hub.join(topic, self), limits.REDIS_CALL_TIMEOUT)
+            async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):  # no task, unlike wait_for
+                await self._hub.join(topic, self)
             missed, recovered, last = await self._missed(topic, since)
         except (TimeoutError, RedisError, OSError) as exc:
             self._forget(topic, follow)
