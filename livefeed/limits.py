@@ -38,6 +38,8 @@ SEND_QUEUE_BYTES = 1024 * 1024
 # Redis.
 REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
 REDIS_CONNECT_TIMEOUT = 1.5
+REDIS_POOL_MAX = 512  # command connections per process; past it, a call waits its turn
+WRITE_ANSWER_TTL = 300  # seconds a write's answer is kept for a retried call
 PUBSUB_RECONNECT_BACKOFF_MIN = 0.1
 PUBSUB_RECONNECT_BACKOFF_MAX = 2.0
 PUBSUB_PROBE_INTERVAL = 3.0  # the hub proves its subscription delivers this often ...

@@ -3,24 +3,35 @@
 -- never disagree.
 --
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items (hash, or string for "set")   KEYS[4] index
+-- KEYS[5] this call's answer, kept briefly so a retried call is not applied twice
 -- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
 -- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
--- ARGV[10] PUBLISH or SPUBLISH
+-- ARGV[10] PUBLISH or SPUBLISH   ARGV[11] seconds to keep the answer
 --
 -- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
 -- keep the record), set (plain string), none.
 -- Returns {"ok", event id} or {"exists"} / {"missing"} with nothing written.
 local op, id, record = ARGV[3], ARGV[4], ARGV[5]
 
+-- A client that lost the answer to this very call and sent it again gets the first
+-- answer back instead of a second write (and a second event).
+local done = redis.call("GET", KEYS[5])
+if done then return cjson.decode(done) end
+
+local function refuse(why)
+  redis.call("SET", KEYS[5], cjson.encode({why}), "EX", ARGV[11])
+  return {why}
+end
+
 if op == "create" then
-  if redis.call("HEXISTS", KEYS[3], id) == 1 then return {"exists"} end
+  if redis.call("HEXISTS", KEYS[3], id) == 1 then return refuse("exists") end
   redis.call("HSET", KEYS[3], id, record)
   redis.call("ZADD", KEYS[4], ARGV[6], id)
 elseif op == "update" then
-  if not redis.call("ZSCORE", KEYS[4], id) then return {"missing"} end
+  if not redis.call("ZSCORE", KEYS[4], id) then return refuse("missing") end
   redis.call("HSET", KEYS[3], id, record)
 elseif op == "remove" then
-  if redis.call("ZREM", KEYS[4], id) == 0 then return {"missing"} end
+  if redis.call("ZREM", KEYS[4], id) == 0 then return refuse("missing") end
   redis.call("HSET", KEYS[3], id, record)
 elseif op == "set" then
   redis.call("SET", KEYS[3], record)
@@ -40,4 +51,6 @@ local event_id = epoch .. "-" .. entry
 -- The live message names the event before it, so a hub can tell when it missed one.
 -- PUBLISH on a standalone Redis, SPUBLISH (to the topic's shard only) on a cluster.
 redis.call(ARGV[10], ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
-return {"ok", event_id}
+local answer = {"ok", event_id}
+redis.call("SET", KEYS[5], cjson.encode(answer), "EX", ARGV[11])
+return answer

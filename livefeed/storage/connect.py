@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -61,7 +61,16 @@ def connect(url: str, *, decode: bool = True, blocking: float = 0.0) -> Client:
     }
     if is_cluster_url(url):
         return RedisCluster.from_url(_plain_url(url), **options)
-    return Redis.from_url(url, health_check_interval=30, **options)
+    # A burst of requests waits for a free connection (within the call timeout) rather than
+    # failing at redis-py's default cap of 100 while Redis is perfectly fine.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=limits.REDIS_POOL_MAX,
+        timeout=limits.REDIS_CALL_TIMEOUT,
+        health_check_interval=30,
+        **options,
+    )
+    return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def connect_pubsub(url: str) -> Redis:

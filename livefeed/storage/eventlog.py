@@ -21,6 +21,7 @@ from enum import Enum
 from importlib import resources
 from typing import Any, Final
 
+from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
@@ -94,8 +95,11 @@ class EventLog:
         change = change or Change("none", self._keys.log(topic), self._keys.log(topic))
         prefix, suffix = frame_parts(event_type, topic, data)
         k = self._keys
+        # One token per call: redis-py re-sends the same call after a dropped connection,
+        # and the script then answers from its first run.
+        call = secrets.token_hex(8)
         reply = await self._append(
-            keys=[k.log(topic), k.epoch(topic), change.items, change.index],
+            keys=[k.log(topic), k.epoch(topic), change.items, change.index, k.answer(topic, call)],
             args=[
                 k.channel(topic),
                 self._maxlen,
@@ -107,6 +111,7 @@ class EventLog:
                 suffix,
                 new_epoch(),
                 self._publish,
+                limits.WRITE_ANSWER_TTL,
             ],
         )
         if reply[0] != "ok":

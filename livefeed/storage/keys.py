@@ -7,6 +7,7 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{<topic>}:log        stream: the topic's event history, capped
     <prefix>{<topic>}:epoch      string: names the current incarnation of that history
     <prefix>{<topic>}:live       pub/sub channel: the topic's live events
+    <prefix>{<topic>}:answer:<call>  string: a write's answer, for a retry of the same call
     <prefix>{briefs}:items       hash: brief id -> brief JSON
     <prefix>{briefs}:index       sorted set: brief ids by publish time (newest first)
     <prefix>{article:<slug>}:article       string: the article's JSON
@@ -53,6 +54,10 @@ class Keys:
 
     def epoch(self, topic: str) -> str:
         return self._tagged(topic, "epoch")
+
+    def answer(self, topic: str, call: str) -> str:
+        """The answer to one write call on ``topic``, kept so a retried call is not re-applied."""
+        return self._tagged(topic, f"answer:{call}")
 
     def channel(self, topic: str) -> str:
         return self._tagged(topic, "live")
