@@ -17,7 +17,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import websockets
@@ -77,7 +77,6 @@ class Checker:
         *,
         name: str = "reader",
         keep_data: bool = False,
-        connect: Callable[[str], Awaitable[ClientConnection]] | None = None,
     ) -> None:
         self.urls = list(urls)
         self.topics = list(topics)
@@ -96,7 +95,6 @@ class Checker:
         self.connections = 0
         self.failed_connects = 0
         self.live = asyncio.Event()  # subscribed to every topic on the current connection
-        self._connect = connect or self._default_connect
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -113,16 +111,13 @@ class Checker:
                 await self._task
             self._task = None
 
-    async def _default_connect(self, url: str) -> ClientConnection:
-        return await websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1)
-
     async def _run(self) -> None:
         turn = 0
         while not self._stopping:
             url = self.urls[turn % len(self.urls)]
             code: int | None = None
             try:
-                ws = await self._connect(url)
+                ws = await websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1)
             except (OSError, InvalidHandshake, TimeoutError):
                 self.failed_connects += 1
                 turn += 1  # that server is not there: try the next one

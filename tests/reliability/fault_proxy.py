@@ -40,6 +40,7 @@ class FaultProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[_Pipe] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
         self._silence_new = False
         self._cut_command: bytes | None = None
         self.connections = 0
@@ -54,13 +55,17 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for pipe in list(self._pipes):
             await self._close(pipe)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for writer in list(self._clients):
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+        if server is not None:
+            await server.wait_closed()
 
     def subscribers(self) -> int:
         """Open subscriber connections."""
@@ -91,20 +96,29 @@ class FaultProxy:
             pipe.silenced = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Tracked from the first moment, so stop() closes it even mid-setup.
+        self._clients.add(writer)
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
+            if self._server is None:
+                return  # accepted while stopping
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.upstream_port
+                )
+            except OSError:
+                return
+            self.connections += 1
+            pipe = _Pipe(writer, up_writer)
+            self._pipes.add(pipe)
+            pipe.tasks = [
+                asyncio.create_task(self._from_client(pipe, reader)),
+                asyncio.create_task(self._from_redis(pipe, up_reader)),
+            ]
+            await asyncio.wait(pipe.tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._close(pipe)
+        finally:
+            self._clients.discard(writer)
             writer.close()
-            return
-        self.connections += 1
-        pipe = _Pipe(writer, up_writer)
-        self._pipes.add(pipe)
-        pipe.tasks = [
-            asyncio.create_task(self._from_client(pipe, reader)),
-            asyncio.create_task(self._from_redis(pipe, up_reader)),
-        ]
-        await asyncio.wait(pipe.tasks, return_when=asyncio.FIRST_COMPLETED)
-        await self._close(pipe)
 
     async def _from_client(self, pipe: _Pipe, reader: asyncio.StreamReader) -> None:
         tail = b""

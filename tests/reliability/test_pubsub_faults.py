@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import TIMEOUT, wait_for
+from tests.helpers import FACTOR, TIMEOUT, wait_for
 from tests.reliability.checker import Checker, start_all, stop_all, wait_until_all_have
 from tests.reliability.conftest import Publisher, history_ids, report
 from tests.reliability.fault_proxy import FaultProxy
@@ -145,7 +145,7 @@ async def test_a_silent_subscription_is_detected_by_the_probe_and_recovered_with
         reader.check("briefs", truth)
         assert reader.connections == 1
     # The probe runs every PUBSUB_PROBE_INTERVAL (3 s) and waits PUBSUB_PROBE_TIMEOUT (2 s).
-    assert detected < 3.0 + 2.0 + 1.0
+    assert detected < 3.0 + 2.0 + 1.0 * FACTOR
     report(
         f"silent subscription: detected by the probe after {detected:.2f}s, resubscribed "
         f"after {recovered:.2f}s; {len(truth)} events, every reader complete"
