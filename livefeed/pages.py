@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -31,6 +29,7 @@ from livefeed.errors import (
     Unavailable,
 )
 from livefeed.http import client_address, is_allowed_origin, read_body
+from livefeed.templating import environment
 
 if TYPE_CHECKING:
     from livefeed.storage.content import Content
@@ -54,39 +53,7 @@ PAGE_HEADERS = {
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _moment(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def clock(iso: str) -> str:
-    """``14:11 UTC`` for the last 24 hours, ``9 May`` before; the client shows local time."""
-    moment = _moment(iso)
-    if abs(datetime.now(UTC) - moment) < timedelta(days=1):
-        return f"{moment:%H:%M} UTC"
-    return f"{moment.day} {moment:%b}"
-
-
-def long_datetime(iso: str) -> str:
-    moment = _moment(iso)
-    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(paths.TEMPLATES_DIR),
-        autoescape=True,  # every template, whatever its name
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["clock"] = clock
-    env.filters["datetime"] = long_datetime
-    env.globals["asset_url"] = paths.asset_url
-    env.globals["limits"] = limits
-    return env
-
-
-_ENV = _environment()
+_ENV = environment()
 
 
 def render(
@@ -195,9 +162,10 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
     if article is None:
         raise NotFound(f"no article {slug!r}")
     before = _query_id(request, "comments_before")
-    briefs, comments = await asyncio.gather(
+    briefs, comments, closed = await asyncio.gather(
         content.list_briefs(limit=ARTICLE_BRIEFS),
         content.list_comments(slug, limit=ARTICLE_COMMENTS + 1, before=before),
+        content.are_comments_closed(slug),
     )
     shown = list(reversed(comments.items[:ARTICLE_COMMENTS]))  # oldest first, new ones append
     more = len(comments.items) > ARTICLE_COMMENTS
@@ -222,6 +190,7 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
         "comments": shown,
         "comments_more": more,
         "comment_count_text": comment_count_text(len(shown), more=more),
+        "comments_closed": closed,
         "live": live,
         "form": {"author": "", "text": ""},
         "form_error": None,

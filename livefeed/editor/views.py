@@ -8,19 +8,18 @@ Editor pages are private and change all the time: they are never cached, and nev
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from livefeed import limits, paths
+from livefeed import limits
 from livefeed.editor.session import SignedIn, signed_in
 from livefeed.errors import LivefeedError, RateLimited, Unauthorized, Unavailable
 from livefeed.http import read_body
 from livefeed.storage.desk import Activity
+from livefeed.templating import environment
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,20 +34,6 @@ HEADERS = {
 _FORM_FIELDS_MAX = 16
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _moment(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def clock(iso: str) -> str:
-    """``14:11`` (UTC, rewritten to local time by the page's script)."""
-    return f"{_moment(iso):%H:%M}"
-
-
-def long_datetime(iso: str) -> str:
-    moment = _moment(iso)
-    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def byline(credits: dict[str, str]) -> str:
@@ -82,24 +67,7 @@ def did(entry: Activity) -> str:
     return _DID.get((entry.kind, entry.action), f"{entry.action} ({entry.kind})")
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(paths.TEMPLATES_DIR),
-        autoescape=True,  # every template, whatever its name
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["clock"] = clock
-    env.filters["datetime"] = long_datetime
-    env.filters["byline"] = byline
-    env.filters["did"] = did
-    env.globals["asset_url"] = paths.asset_url
-    env.globals["limits"] = limits
-    return env
-
-
-_ENV = _environment()
+_ENV = environment({"byline": byline, "did": did})
 
 
 def render(

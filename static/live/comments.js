@@ -97,7 +97,9 @@ export class CommentList {
   updateCount() {
     if (!this.count) return;
     const count = this.list.children.length;
-    if (count === 0 && !this.more) {
+    if (count === 0 && !this.more && !document.getElementById("comment-form")) {
+      this.count.textContent = "No comments"; // comments are closed: nothing to invite
+    } else if (count === 0 && !this.more) {
       const link = document.createElement("a");
       link.href = "#comment-form";
       link.textContent = "Leave the first comment";
