@@ -277,6 +277,11 @@ export class Connection extends EventTarget {
     if (frame.type === "pong" || frame.type === "unsubscribed") return;
     if (frame.type === "error") {
       console.warn("livefeed: server error frame", frame.code, frame.message);
+      if (frame.code === "unavailable") {
+        // A subscription the server could not make (Redis away): the connection would
+        // stay open and deliver nothing. Start over later and resume, as after a 1013.
+        this.onClose({ code: CLOSE_TRY_AGAIN_LATER, reason: "server unavailable" });
+      }
       return;
     }
     if (frame.type === "subscribed") {

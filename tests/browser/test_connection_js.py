@@ -156,3 +156,22 @@ async def test_sse_cursor_is_the_servers_format(live_server: Any, open_page: Ope
     positions = {"briefs": "abc-1-2", "comments:a-b": "xyz-3-4"}
     cursor = await js(page, f"h.live.encodeCursor({positions!r})")
     assert events.decode_cursor(cursor) == positions
+
+
+async def test_a_subscription_the_server_could_not_make_is_retried_later(
+    live_server: Any, open_page: Opener
+) -> None:
+    page = await harness(live_server, open_page)
+    await js(page, "h.last().handlers.open()")
+    frame = '{"type":"error","code":"unavailable","message":"cannot subscribe right now"}'
+    await js(page, f"h.last().handlers.message({frame!r})")
+    assert await js(page, "h.last().closed") is True
+    assert await js(page, "h.connection.state") == "reconnecting"
+    delays = await js(page, "h.pending().map(t => t.ms)")
+    assert len(delays) == 1 and delays[0] >= 5000
+    # Other error frames (the client's own mistakes) do not end the connection.
+    await js(page, "h.fireReconnect()")
+    await js(page, "h.last().handlers.open()")
+    own_mistake = '{"type":"error","code":"bad_frame","message":"x"}'
+    await js(page, f"h.last().handlers.message({own_mistake!r})")
+    assert await js(page, "h.connection.state") == "connected"
