@@ -15,7 +15,7 @@ from livefeed.readers import Readers
 
 
 def server_config(
-    app: Starlette | str, host: str, port: int, drain_seconds: float = 10.0, **extra: Any
+    app: Starlette | str, host: str, port: int, drain_seconds: float = 4.0, **extra: Any
 ) -> uvicorn.Config:
     """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts."""
     return uvicorn.Config(

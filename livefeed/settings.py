@@ -183,7 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", "1", "Server processes sharing the port.", _positive_int),
     Setting(
         "drain_seconds",
-        "10",
+        "4",
         "On shutdown, readers are sent away (1001) at moments spread over this many seconds.",
         _seconds,
     ),
@@ -220,7 +220,7 @@ class Settings:
     history_size: int = 1000
     comment_rate: Rate = Rate(5, 60)
     workers: int = 1
-    drain_seconds: float = 10.0
+    drain_seconds: float = 4.0
     demo: bool = False
     log_level: str = "info"
     log_format: str = "plain"

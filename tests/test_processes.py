@@ -132,7 +132,8 @@ async def test_workers_share_one_port_and_sigterm_sends_every_reader_away(
         "LIVEFEED_REDIS_PREFIX": prefix,
         "LIVEFEED_EDITOR_TOKEN": TOKEN,
     }
-    server = await livefeed_process(["--workers", "2", "--drain-seconds", "1"], env)
+    # The default drain window: every reader must be sent away within 5 s.
+    server = await livefeed_process(["--workers", "2"], env)
     # multiprocessing's resource tracker is a child too; the workers are the ones serving.
     await wait_for(
         lambda: len([w for w in _children(server.process.pid) if _socket_count(w) > 2]) == 2,
