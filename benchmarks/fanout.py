@@ -102,6 +102,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
+SERVERS: list[subprocess.Popen[bytes]] = []  # stopped at exit, whatever happens
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
@@ -178,6 +181,7 @@ def start_server(
     proc = subprocess.Popen(
         cmd, env=env, preexec_fn=pinned(SERVER_CPU), cwd=cwd, stdout=subprocess.DEVNULL
     )
+    SERVERS.append(proc)
     wait_port(port, proc)
     if system.startswith("livefeed"):
         wait_ready(port)
@@ -477,8 +481,8 @@ async def measure(
     run = Run(system, conns)
     proc, port = start_server(system, redis.url)
     publisher = Publisher(system, redis.url)
-    await publisher.open()
     try:
+        await publisher.open()
         await asyncio.sleep(0.5)
         rss0 = rss_bytes(proc.pid)
         kind = "livefeed" if system.startswith("livefeed") else system
@@ -555,7 +559,8 @@ async def measure(
         print(f"    {system}: {run.error}", flush=True)
     finally:
         await call_all(clients, cmd="close")
-        await publisher.close()
+        with contextlib.suppress(Exception):
+            await publisher.close()
         stop(proc)
     return run
 
@@ -719,8 +724,10 @@ def table(runs: list[Run], headline_rate: float, cpu_rates: dict[int, float]) ->
                 notes.append(run.error[:60])
             if step is None:
                 step = Step(headline_rate)
-                notes.append("not measured")
+                notes.append(f"{headline_rate:g} msg/s not run: it fell behind at a lower rate")
             for s in {id(step): step, id(cpu): cpu}.values():
+                if not s.expected:
+                    continue
                 if s.load_saturated:
                     notes.append(f"load side saturated at {s.rate:g} msg/s")
                 if s.gaps or s.dups:
@@ -870,10 +877,15 @@ async def main() -> None:
         ]
         if not opts.no_http:
             print("  HTTP: wrk and comments", flush=True)
-            http = await http_phase(opts, redis, clients, seq)
+            try:
+                http = await http_phase(opts, redis, clients, seq)
+            except Exception as exc:
+                print(f"    HTTP phase failed: {type(exc).__name__}: {exc}", flush=True)
     finally:
         for client in clients:
             await client.exit()
+        for proc in SERVERS:
+            stop(proc)
         stop(redis.proc)
     elapsed = time.monotonic() - started
     print()

@@ -1,15 +1,15 @@
-"""``/ws``: a reader task and a writer task around one Subscription.
+"""``/ws``: one reader's WebSocket around one Subscription.
 
-The reader handles the client's frames (subscribe, unsubscribe, ping); the writer drains
-the subscription's bounded queue to the socket. Whichever ends first ends the connection
-with the close code that tells the client what to do: 1013 when it read too slowly, 1008
-after too many bad frames, 1001 when the server is going away.
+The connection's own task reads the client's frames (subscribe, unsubscribe, ping).
+Frames go out through the subscription. Under livefeed's own server
+(``livefeed.protocols.FrameProtocol``) the connection offers the ``livefeed.frames``
+extension: each event's frame is encoded once for every reader of the process and the
+hub's fan-out writes it straight to each reader's socket (the subscription's ``sink``);
+what a socket that pushed back left queued is written when it takes data again. Under any
+other ASGI server a writer task drains the subscription's bounded queue with ``send_text``.
 
-Under livefeed's own server (``livefeed.protocols.FrameProtocol``) the connection offers
-the ``livefeed.frames`` extension: each event's frame is then encoded once for every
-reader of the process and written by the hub's fan-out straight to each reader's socket
-(the subscription's ``sink``); the writer task only drains what a socket that pushed back
-left queued. Elsewhere (another ASGI server) every frame goes through ``send_text``.
+The connection ends with the close code that tells the client what to do: 1013 when it
+read too slowly, 1008 after too many bad frames, 1001 when the server is going away.
 """
 
 from __future__ import annotations
