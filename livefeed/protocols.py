@@ -76,34 +76,36 @@ FRAMES_EXTENSION = "livefeed.frames"
 
 
 class FrameWriter:
-    """Writes pre-encoded frames to one WebSocket connection's transport."""
+    """Writes pre-encoded frames to one WebSocket connection's transport.
 
-    __slots__ = ("_on_writable", "_protocol")
+    The fan-out asks ``is_writable`` once per reader per event, so the answer is kept in
+    three places it reads directly: whether the app accepted and has not closed (kept up
+    to date by ``FrameProtocol.send``), the transport's pause flag, and the transport
+    itself (every other way a connection ends closes the transport).
+    """
+
+    __slots__ = ("_on_writable", "_open", "_protocol", "_transport", "_writable")
 
     def __init__(self, protocol: FrameProtocol) -> None:
         self._protocol = protocol
+        self._transport = protocol.transport
+        self._writable: _Flag = protocol.writable
+        self._open = False
         self._on_writable: Callable[[], None] | None = None
 
     @property
     def is_open(self) -> bool:
         """Accepted, no close frame sent or received, the peer still there."""
-        p = self._protocol
-        return p.handshake_complete and not p.close_sent and not p.transport.is_closing()
+        return self._open and not self._transport.is_closing()
 
     @property
     def is_writable(self) -> bool:
         """Open, and the transport's buffer is below its high-water mark."""
-        p = self._protocol
-        return (
-            p.writable.is_set()
-            and p.handshake_complete
-            and not p.close_sent
-            and not p.transport.is_closing()
-        )
+        return self._open and self._writable._set and not self._transport.is_closing()
 
     def write(self, frame: bytes) -> None:
         """Write one complete, encoded frame; only while ``is_writable``."""
-        self._protocol.transport.write(frame)
+        self._transport.write(frame)
 
     def on_writable(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (soon, on the loop) whenever the transport takes data again."""
@@ -193,6 +195,10 @@ class FrameProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
+        if self.frame_writer is not None:
+            self.frame_writer._open = (
+                self.handshake_complete and not self.close_sent and self.initial_response is None
+            )
         if self.handshake_complete and getattr(self, "response", None) is not None:
             # Needed only to answer the handshake: free their headers for the connection's life.
             self.request = self.response = None  # type: ignore[assignment]
