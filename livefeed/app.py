@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -88,6 +89,18 @@ def _wants_html(request: Request) -> bool:
     )
 
 
+async def _bounded(step: str, stopping: Coroutine[Any, Any, None]) -> None:
+    """Run one shutdown step, but never longer than SHUTDOWN_STEP: a paused Redis or a
+    stuck task must not keep the process from exiting (the orchestrator would SIGKILL it)."""
+    try:
+        async with asyncio.timeout(limits.SHUTDOWN_STEP):
+            await stopping
+    except TimeoutError:
+        logger.error("shutdown: %s took over %.1f s; going on", step, limits.SHUTDOWN_STEP)
+    except (RedisError, OSError) as exc:
+        logger.warning("shutdown: %s: %s", step, exc)
+
+
 def create_app(settings: Settings) -> Starlette:
     """The livefeed ASGI app for ``settings`` (whose ``redis_url`` must be set)."""
     if settings.redis_url is None:
@@ -131,12 +144,12 @@ def create_app(settings: Settings) -> Starlette:
             ingest.start()
             yield
         finally:
-            await state.readers.drain()
-            await state.presence.stop()
-            await ingest.stop()
-            await hub.stop()
-            await raw_redis.aclose()
-            await redis.aclose()
+            await state.readers.drain()  # bounded by the drain window itself
+            await _bounded("presence", state.presence.stop())
+            await _bounded("ingest", ingest.stop())
+            await _bounded("hub", hub.stop())
+            await _bounded("ingest connections", raw_redis.aclose())
+            await _bounded("command connections", redis.aclose())
 
     routes: list[BaseRoute] = [
         *health.routes,

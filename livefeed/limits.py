@@ -83,4 +83,5 @@ PRESENCE_STALE = 3 * PRESENCE_INTERVAL  # a process that has not reported this l
 
 # Server.
 HTTP_KEEPALIVE_TIMEOUT = 5
+SHUTDOWN_STEP = 3.0  # seconds each shutdown step (after the drain) may take, whatever Redis does
 HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)

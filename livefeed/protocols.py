@@ -38,6 +38,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        if getattr(self.server_state, "closing", False):
+            # Accepted as the server shut down, after it told its connections to finish:
+            # nobody would tell this one, and it would wait out its header deadline.
+            transport.close()
+            return
         self._arm()
 
     def on_message_begin(self) -> None:

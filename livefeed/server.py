@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import socket
 from typing import Any
@@ -75,7 +77,24 @@ class Server(uvicorn.Server):
         readers = _readers_of(self.config.loaded_app if self.config.loaded else self.config.app)
         if readers is not None:
             await readers.drain()
+        await self._stop_accepting()
+        # uvicorn tells the connections it has now to finish; one accepted just before the
+        # listener closed joins a moment later, and is turned away at once (protocols).
+        self.server_state.closing = True  # type: ignore[attr-defined]
         await super().shutdown(sockets)
+
+    async def _stop_accepting(self) -> None:
+        """Stop taking connections, then let the ones already accepted get their transports.
+
+        On asyncio's own loop a connection accepted just before ``Server.close()`` builds its
+        transport after it, fails an assertion there and leaks its socket (CPython 3.11).
+        """
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets:
+                with contextlib.suppress(Exception):  # uvloop serves without add_reader
+                    loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0.05)
 
 
 def _readers_of(app: Any) -> Readers | None:

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from livefeed import limits
 from livefeed.events import ARTICLE_PREFIX
+from livefeed.lifecycle import stop_tasks
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
 
@@ -104,12 +105,12 @@ class Presence:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # One cancel can be swallowed by redis-py's wait_for on 3.11 (see lifecycle).
+            await stop_tasks([self._task])
             self._task = None
-        with contextlib.suppress(RedisError, OSError):
-            await self.withdraw()
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(limits.SHUTDOWN_STEP):
+                await self.withdraw()
 
     async def _run(self, counter: Counter) -> None:
         while True:

@@ -4,6 +4,7 @@ publisher, the ground truth read from the topic's stream, process figures from /
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -112,6 +113,14 @@ class Publisher:
     async def wait(self) -> None:
         if self._task is not None:
             await self._task
+
+    async def cancel(self) -> None:
+        """Stop now, abandoning requests still in flight (their answers are not recorded)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     async def _run(self, seconds: float) -> None:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
