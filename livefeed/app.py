@@ -30,6 +30,7 @@ from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
+from livefeed.storage.comments import CommentRules
 from livefeed.storage.connect import connect, is_cluster_url, problem
 from livefeed.storage.content import Content
 from livefeed.storage.desk import Desk
@@ -38,6 +39,7 @@ from livefeed.storage.eventlog import EventLog
 from livefeed.storage.inbox import Inbox, consumer_name
 from livefeed.storage.keys import Keys
 from livefeed.storage.logins import LoginGuard
+from livefeed.storage.moderation import Moderation
 from livefeed.storage.presence import Presence, ReaderCounts
 from livefeed.storage.sessions import Sessions
 from livefeed.transports.sse import events_endpoint
@@ -113,7 +115,8 @@ def create_app(settings: Settings) -> Starlette:
         keys = Keys(settings.redis_prefix)
         redis = connect(redis_url)
         log = EventLog(redis, keys, settings.history_size, sharded=is_cluster_url(redis_url))
-        content = Content(redis, keys, log, settings.comment_rate, stats)
+        rules = CommentRules(settings.comment_blocklist, settings.comment_max_links)
+        content = Content(redis, keys, log, settings.comment_rate, stats, rules)
         hub = Hub(redis_url, redis, log, keys)
         raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
         ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content, stats)
@@ -126,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
         state.metrics_registry = registry_for(state)
         # The editors' desk: accounts, sessions, credited writes, its live notices, readers.
         state.desk, state.desk_feed = Desk(redis, keys, content), DeskFeed()
+        state.moderation = Moderation(redis, keys, content.comments, settings.report_rate)
         state.editors, state.sessions = Editors(redis, keys), Sessions(redis, keys)
         state.logins, state.presence = LoginGuard(redis, keys), Presence(redis, keys)
         await hub.listen(keys.desk_notices(), state.desk_feed.on_message)

@@ -29,12 +29,14 @@ BRIEF_UPDATED: Final = "brief.updated"
 BRIEF_DELETED: Final = "brief.deleted"
 COMMENT_CREATED: Final = "comment.created"
 COMMENT_DELETED: Final = "comment.deleted"
+COMMENT_UPDATED: Final = "comment.updated"  # featured or unfeatured
 ARTICLE_UPDATED: Final = "article.updated"
+COMMENTS_COUNT: Final = "comments.count"  # {"article", "count"}: visible comments
 
 EVENT_TYPES: Final = {
     "briefs": (BRIEF_PUBLISHED, BRIEF_UPDATED, BRIEF_DELETED),
-    "comments": (COMMENT_CREATED, COMMENT_DELETED),
-    "article": (ARTICLE_UPDATED,),
+    "comments": (COMMENT_CREATED, COMMENT_DELETED, COMMENT_UPDATED),
+    "article": (ARTICLE_UPDATED, COMMENTS_COUNT),
 }
 
 # Control frames, server -> client.

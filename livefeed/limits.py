@@ -10,6 +10,10 @@ ARTICLE_TITLE_MAX = 300
 ARTICLE_SUMMARY_MAX = 1_000
 ARTICLE_PARAGRAPH_MAX = 10_000
 ARTICLE_PARAGRAPHS_MAX = 200
+REPORT_NOTE_MAX = 500
+REPLIES_SHOWN = 100  # replies listed under one comment (the rest stay counted)
+FEATURED_SHOWN = 10  # featured comments pinned above an article's comments
+MODERATION_QUEUE = 100  # comments one moderation queue listing returns
 SLUG_PATTERN = r"[a-z0-9-]{1,80}"
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 

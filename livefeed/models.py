@@ -96,9 +96,15 @@ class Comment:
     text: str
     created_at: str
     hidden: bool = False
+    # The top-level comment this one replies to (threads are one level deep).
+    reply_to: str | None = None
+    featured: bool = False
+    # ``published`` or ``pending`` (held for moderation: readers never see it).
+    status: str = "published"
 
     def to_json(self) -> dict[str, Any]:
-        """The reader's view: a hidden comment is never sent, so ``hidden`` is not either."""
+        """The reader's view: a hidden comment is never sent, so ``hidden`` is not either
+        (``status`` is ``pending`` only in the answer to its author and on the desk)."""
         obj = asdict(self)
         del obj["hidden"]
         return obj
@@ -190,19 +196,68 @@ def corrected_brief(brief: Brief, payload: object) -> Brief:
 
 
 def new_comment(slug: str, payload: object) -> Comment:
-    fields = _check_fields(payload, {"author", "text"}, {"author", "text"})
+    """A reader's comment: ``author``, ``text`` and optionally ``reply_to`` (a comment id,
+    checked against the article's visible comments by storage)."""
+    fields = _check_fields(payload, {"author", "text", "reply_to"}, {"author", "text"})
+    reply_to = fields.get("reply_to")
+    if reply_to == "":
+        reply_to = None  # the no-JavaScript form sends an empty field for a new thread
+    if reply_to is not None and not is_id(reply_to):
+        raise InvalidInput("reply_to must be a comment id or null")
     return Comment(
         id=new_id(),
         article=slug,
         author=clean_text(fields["author"], "author", limits.AUTHOR_MAX, one_line=True),
         text=clean_text(fields["text"], "text", limits.COMMENT_TEXT_MAX),
         created_at=now_iso(),
+        reply_to=reply_to,
     )
 
 
+COMMENT_MODES = ("open", "premoderated", "closed")
+REPORT_REASONS = ("spam", "abuse", "off_topic", "other")
+
+
+def comment_mode(value: object) -> str:
+    if value not in COMMENT_MODES:
+        raise InvalidInput("comment_mode must be one of: " + ", ".join(COMMENT_MODES))
+    return str(value)
+
+
+def new_report(payload: object) -> tuple[str, str]:
+    """A reader's report of a comment: its reason and optional note."""
+    fields = _check_fields(payload, {"reason", "note"}, {"reason"})
+    if fields["reason"] not in REPORT_REASONS:
+        raise InvalidInput("reason must be one of: " + ", ".join(REPORT_REASONS))
+    note = fields.get("note")
+    if note is None or note == "":
+        return fields["reason"], ""
+    return fields["reason"], clean_text(note, "note", limits.REPORT_NOTE_MAX)
+
+
+_LINK = re.compile(r"(?i)(?<![\w/.])(?:https?://|www\.)\S")
+
+
+def count_links(text: str) -> int:
+    return len(_LINK.findall(text))
+
+
+def matches_blocklist(text: str, phrases: tuple[str, ...]) -> bool:
+    """Whether ``text`` contains one of ``phrases`` as whole words, ignoring case."""
+    lowered = text.casefold()
+    for phrase in phrases:
+        words = r"\s+".join(re.escape(w) for w in phrase.casefold().split())
+        if words and re.search(rf"(?<!\w){words}(?!\w)", lowered):
+            return True
+    return False
+
+
 def article_from_put(slug: str, payload: object, existing: Article | None) -> Article:
-    """The article a PUT describes; ``published_at`` is kept from ``existing``."""
-    fields = _check_fields(payload, {"title", "summary", "body"}, {"title", "summary", "body"})
+    """The article a PUT describes; ``published_at`` is kept from ``existing``.
+
+    ``comment_mode`` may come along; it is not part of the article (see ``Content``)."""
+    allowed = {"title", "summary", "body", "comment_mode"}
+    fields = _check_fields(payload, allowed, {"title", "summary", "body"})
     body = fields["body"]
     if not isinstance(body, list):
         raise InvalidInput("body must be a list of paragraph strings")

@@ -58,6 +58,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
+
+
+def _phrases(text: str) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -180,6 +191,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Comments one client address may post: N/second, N/minute or N/hour.",
         Rate.parse,
     ),
+    Setting(
+        "report_rate",
+        "10/hour",
+        "Comment reports one client address may send: N/second, N/minute or N/hour.",
+        Rate.parse,
+    ),
+    Setting(
+        "comment_blocklist",
+        "",
+        "Comma-separated words or phrases (case-insensitive, whole words) that hold a comment"
+        " for moderation.",
+        _phrases,
+    ),
+    Setting(
+        "comment_max_links",
+        "2",
+        "A comment with more links than this is held for moderation.",
+        _non_negative_int,
+    ),
     Setting("workers", "1", "Server processes sharing the port.", _positive_int),
     Setting(
         "drain_seconds",
@@ -219,6 +249,9 @@ class Settings:
     max_connections_per_ip: int = 100
     history_size: int = 1000
     comment_rate: Rate = Rate(5, 60)
+    report_rate: Rate = Rate(10, 3600)
+    comment_blocklist: tuple[str, ...] = ()
+    comment_max_links: int = 2
     workers: int = 1
     drain_seconds: float = 4.0
     demo: bool = False

@@ -64,6 +64,11 @@ async def comment(
     return created
 
 
+def listed(created: dict[str, Any]) -> dict[str, Any]:
+    """A posted comment as a list shows it: a thread with no replies yet."""
+    return {**created, "reply_count": 0, "replies": []}
+
+
 @pytest.fixture
 async def article(live_server: LiveServer, api: httpx.AsyncClient) -> str:
     assert (await put_article(api, live_server.token, "xi-putin")).status_code == 201
@@ -374,7 +379,8 @@ async def test_put_creates_then_updates_an_article(
     assert first["slug"] == "xi-putin"
     assert first["body"] == ["One.", "Two."]
     assert ISO_MS.fullmatch(first["published_at"])
-    assert (await api.get("/api/articles/xi-putin")).json() == first
+    got = (await api.get("/api/articles/xi-putin")).json()
+    assert got == {**first, "comment_mode": "open", "comment_count": 0}
     await tick_past(first["updated_at"])
     changed = {**ARTICLE, "title": "Xi and Putin sign agreements"}
     updated = await put_article(api, live_server.token, "xi-putin", changed)
@@ -383,7 +389,11 @@ async def test_put_creates_then_updates_an_article(
     assert second["title"] == "Xi and Putin sign agreements"
     assert second["published_at"] == first["published_at"]
     assert second["updated_at"] > first["updated_at"]
-    assert (await api.get("/api/articles/xi-putin")).json() == second
+    assert (await api.get("/api/articles/xi-putin")).json() == {
+        **second,
+        "comment_mode": "open",
+        "comment_count": 0,
+    }
 
 
 async def test_article_errors(live_server: LiveServer, api: httpx.AsyncClient) -> None:
@@ -411,7 +421,17 @@ async def test_readers_post_comments_without_a_token(api: httpx.AsyncClient, art
     )
     assert response.status_code == 201
     created = response.json()
-    assert set(created) == {"id", "article", "author", "text", "created_at"}
+    assert set(created) == {
+        "id",
+        "article",
+        "author",
+        "text",
+        "created_at",
+        "reply_to",
+        "featured",
+        "status",
+    }
+    assert created["status"] == "published" and created["reply_to"] is None
     assert (created["article"], created["author"], created["text"]) == (
         article,
         "Ann",
@@ -428,13 +448,13 @@ async def test_list_comments_newest_first_with_last_event_id(
     assert empty["items"] == []
     posted = [await comment(api, article, f"comment {i}") for i in range(4)]
     body = (await api.get(f"/api/articles/{article}/comments")).json()
-    assert set(body) == {"items", "last_event_id"}
-    assert body["items"] == posted[::-1]
+    assert set(body) == {"items", "featured", "last_event_id"}
+    assert body["items"] == [listed(c) for c in posted[::-1]]
     assert body["last_event_id"] != empty["last_event_id"]
     page = await api.get(
         f"/api/articles/{article}/comments", params={"limit": 2, "before": posted[2]["id"]}
     )
-    assert page.json()["items"] == [posted[1], posted[0]]
+    assert page.json()["items"] == [listed(posted[1]), listed(posted[0])]
     assert_error(await api.get(f"/api/articles/{article}/comments", params={"limit": 0}), 422)
     assert_error(await api.get(f"/api/articles/{article}/comments", params={"before": "nope"}), 422)
 
@@ -445,7 +465,7 @@ async def test_comments_belong_to_their_article(
     await put_article(api, live_server.token, "other")
     mine = await comment(api, article, "on xi")
     await comment(api, "other", "on other")
-    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [mine]
+    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [listed(mine)]
 
 
 @pytest.mark.parametrize(
@@ -517,7 +537,7 @@ async def test_editors_hide_comments(
     assert_error(await api.delete(url, headers=auth("wrong")), 401)
     response = await api.delete(url, headers=auth(live_server.token))
     assert response.status_code == 204
-    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [keep]
+    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [listed(keep)]
     assert_error(await api.delete(url, headers=auth(live_server.token)), 404, "not_found")
     missing = f"/api/articles/{article}/comments/no-such-comment"
     assert_error(await api.delete(missing, headers=auth(live_server.token)), 404)
@@ -526,7 +546,7 @@ async def test_editors_hide_comments(
     await put_article(api, live_server.token, "other")
     other = f"/api/articles/other/comments/{keep['id']}"
     assert_error(await api.delete(other, headers=auth(live_server.token)), 404)
-    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [keep]
+    assert (await api.get(f"/api/articles/{article}/comments")).json()["items"] == [listed(keep)]
 
 
 class TestCommentRateLimit:

@@ -13,15 +13,15 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from livefeed import events, limits, models
-from livefeed.errors import CommentsClosed, InvalidInput, NotFound
+from livefeed import events, models
+from livefeed.errors import InvalidInput, NotFound
 from livefeed.events import EventId
 from livefeed.models import Article, Brief, Comment
 from livefeed.settings import Rate
 from livefeed.stats import Stats
+from livefeed.storage.comments import CLOSED, OPEN, CommentRules, Comments, Threads
 from livefeed.storage.eventlog import Change, EventLog, Outcome
 from livefeed.storage.keys import Keys
-from livefeed.storage.ratelimit import RateLimiter
 
 T = TypeVar("T")
 
@@ -55,14 +55,28 @@ class Content:
     """Reads and writes of the newsroom's objects; every write emits its event."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, log: EventLog, comment_rate: Rate, stats: Stats
+        self,
+        redis: Redis,
+        keys: Keys,
+        log: EventLog,
+        comment_rate: Rate,
+        stats: Stats,
+        rules: CommentRules | None = None,
     ) -> None:
         self._redis = redis
         self._stats = stats
         self._keys = keys
         self._log = log
-        self._limiter = RateLimiter(redis, keys)
-        self._comment_rate = comment_rate
+        self.comments = Comments(
+            redis,
+            keys,
+            log,
+            self._append,
+            self.require_article,
+            stats,
+            comment_rate,
+            rules or CommentRules(),
+        )
 
     @property
     def log(self) -> EventLog:
@@ -158,6 +172,9 @@ class Content:
             raise NotFound(f"no article {slug!r}")
         existing = await self.get_article(slug)
         article = models.article_from_put(slug, payload, existing)
+        mode = None
+        if isinstance(payload, dict) and "comment_mode" in payload:
+            mode = models.comment_mode(payload["comment_mode"])
         key = self._keys.article(slug)
         change = Change("set", key, key, record=_dump(article.to_json()))
         topic = events.article_topic(slug)
@@ -166,6 +183,8 @@ class Content:
         await self._redis.zadd(
             self._keys.desk_articles(), {slug: models.time_ms(article.updated_at)}
         )
+        if mode is not None:
+            await self.comments.set_mode(slug, mode)
         return article, existing is None
 
     async def require_article(self, slug: str) -> Article:
@@ -174,89 +193,28 @@ class Content:
             raise NotFound(f"no article {slug!r}")
         return article
 
-    # -- comments -------------------------------------------------------------------------
+    # -- comments (see comments.py) ------------------------------------------------------
 
-    async def list_comments(
-        self, slug: str, limit: int = 20, before: str | None = None
-    ) -> Listing[Comment]:
+    async def list_comments(self, slug: str, limit: int = 20, before: str | None = None) -> Threads:
         await self.require_article(slug)
-        k = self._keys
-        listing = await self._log.listing(
-            events.comments_topic(slug), k.comment_items(slug), k.comment_index(slug), before, limit
-        )
-        if listing is None:
-            raise InvalidInput(f"before: no listed comment has id {before!r}")
-        items = [Comment.from_json(json.loads(r)) for r in listing.records]
-        return Listing(items, listing.last_event_id)
+        return await self.comments.threads(slug, limit, before)
 
     async def post_comment(
         self, slug: str, payload: object, client: str, source: str = API
     ) -> Comment:
-        """Validate, rate-limit per client address, store and emit a reader's comment.
-
-        Refused with ``CommentsClosed`` while an editor has closed the article's comments.
-        """
-        await self.require_article(slug)
-        if await self.are_comments_closed(slug):
-            raise CommentsClosed("comments are closed on this article")
-        comment = models.new_comment(slug, payload)
-        await self._limiter.hit("comment", client, self._comment_rate)
-        k = self._keys
-        change = Change(
-            "create",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment.id,
-            record=_dump(comment.to_record()),
-            score=models.time_ms(comment.created_at),
-        )
-        topic = events.comments_topic(slug)
-        await self._append(topic, events.COMMENT_CREATED, comment.to_json(), change, source)
-        await self._tell_desk(comment)
-        return comment
-
-    async def _tell_desk(self, comment: Comment) -> None:
-        """Index the comment among the latest of all articles, and show it to open editor
-        pages (a separate key and a plain channel: they may live on another shard)."""
-        k = self._keys
-        member = f"{comment.article}/{comment.id}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(k.desk_comments(), {member: models.time_ms(comment.created_at)})
-            pipe.zremrangebyrank(k.desk_comments(), 0, -limits.DESK_COMMENTS_KEPT - 1)
-            await pipe.execute()
-        notice = {"type": "comment.created", "data": comment.to_record()}
-        await self._redis.publish(k.desk_notices(), _dump(notice))
+        """Validate, rate-limit per client address, then publish a reader's comment or hold
+        it for moderation (``status`` pending). Refused with ``CommentsClosed`` while the
+        article's comments are closed."""
+        return await self.comments.post(slug, payload, client, source)
 
     async def are_comments_closed(self, slug: str) -> bool:
-        return bool(await self._redis.exists(self._keys.comments_closed(slug)))
+        return await self.comments.mode(slug) == CLOSED
 
     async def close_comments(self, slug: str, closed: bool) -> None:
         """Close an article's comments (new ones are refused) or open them again."""
         await self.require_article(slug)
-        key = self._keys.comments_closed(slug)
-        if closed:
-            await self._redis.set(key, models.now_iso())
-        else:
-            await self._redis.delete(key)
+        await self.comments.set_mode(slug, CLOSED if closed else OPEN)
 
     async def hide_comment(self, slug: str, comment_id: str, source: str = API) -> None:
-        """Hide a comment from readers; it stays stored, marked hidden."""
-        await self.require_article(slug)
-        k = self._keys
-        record = await self._redis.hget(k.comment_items(slug), comment_id)
-        if record is None:
-            raise NotFound(f"no comment {comment_id!r} on {slug!r}")
-        hidden = {**json.loads(record), "hidden": True}
-        change = Change(
-            "remove",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment_id,
-            record=_dump(hidden),
-        )
-        data = {"id": comment_id, "article": slug}
-        result = await self._append(
-            events.comments_topic(slug), events.COMMENT_DELETED, data, change, source
-        )
-        if result is Outcome.MISSING:
-            raise NotFound(f"comment {comment_id!r} is already hidden")
+        """Hide a comment from readers (or reject a pending one); it stays stored, marked hidden."""
+        await self.comments.hide(slug, comment_id, source)

@@ -25,6 +25,7 @@ from livefeed.models import Article, Brief, Comment
 from livefeed.storage.connect import Client
 from livefeed.storage.content import Content
 from livefeed.storage.keys import Keys
+from livefeed.storage.moderation import Moderation
 
 # Kinds of objects and the actions credited on them.
 BRIEF = "brief"
@@ -33,6 +34,8 @@ COMMENT = "comment"
 PUBLISHED, CORRECTED, RETRACTED = "published", "corrected", "retracted"
 CREATED, UPDATED = "created", "updated"
 HIDDEN = "hidden"
+APPROVED, FEATURED, UNFEATURED, CLEARED = "approved", "featured", "unfeatured", "cleared reports"
+COMMENT_MODE = "comment mode"
 CLOSED_COMMENTS, OPENED_COMMENTS = "closed comments", "opened comments"
 
 Credits = dict[str, str]  # action -> editor
@@ -132,10 +135,39 @@ class Desk:
         return article, created
 
     async def hide_comment(self, slug: str, comment_id: str, editor: str, source: str) -> None:
-        record = await self._redis.hget(self._keys.comment_items(slug), comment_id)
-        await self.content.hide_comment(slug, comment_id, source)
-        text = json.loads(record)["text"] if record else ""
-        await self._credit(COMMENT, comment_ref(slug, comment_id), HIDDEN, editor, text)
+        """Hide a comment (or reject a pending one)."""
+        comment = await self.content.comments.hide(slug, comment_id, source)
+        await self._credit(COMMENT, comment_ref(slug, comment_id), HIDDEN, editor, comment.text)
+
+    async def approve_comment(
+        self, slug: str, comment_id: str, editor: str, source: str
+    ) -> Comment:
+        comment = await self.content.comments.approve(slug, comment_id, source)
+        await self._credit(COMMENT, comment_ref(slug, comment_id), APPROVED, editor, comment.text)
+        return comment
+
+    async def feature_comment(
+        self, slug: str, comment_id: str, featured: bool, editor: str, source: str
+    ) -> Comment:
+        comment = await self.content.comments.feature(slug, comment_id, featured, source)
+        action = FEATURED if featured else UNFEATURED
+        await self._credit(COMMENT, comment_ref(slug, comment_id), action, editor, comment.text)
+        return comment
+
+    async def clear_reports(
+        self, moderation: Moderation, slug: str, comment_id: str, editor: str
+    ) -> None:
+        await self.content.require_article(slug)
+        comment = await self.content.comments.visible(slug, comment_id)
+        await moderation.clear_reports(slug, comment_id)
+        text = comment.text if comment else ""
+        await self._credit(COMMENT, comment_ref(slug, comment_id), CLEARED, editor, text)
+
+    async def set_comment_mode(self, slug: str, mode: str, editor: str) -> Article:
+        article = await self.content.require_article(slug)
+        await self.content.comments.set_mode(slug, models.comment_mode(mode))
+        await self._credit(ARTICLE, slug, COMMENT_MODE, editor, f"{mode}: {article.title}")
+        return article
 
     async def close_comments(self, slug: str, closed: bool, editor: str) -> Article:
         article = await self.content.require_article(slug)
@@ -173,8 +205,8 @@ class Desk:
         ids = list(dict.fromkeys(ids))
         actions = {
             BRIEF: (PUBLISHED, CORRECTED, RETRACTED),
-            ARTICLE: (CREATED, UPDATED, CLOSED_COMMENTS, OPENED_COMMENTS),
-            COMMENT: (HIDDEN,),
+            ARTICLE: (CREATED, UPDATED, CLOSED_COMMENTS, OPENED_COMMENTS, COMMENT_MODE),
+            COMMENT: (HIDDEN, APPROVED, FEATURED, UNFEATURED, CLEARED),
         }[kind]
         fields = [f"{kind}:{i}:{a}" for i in ids for a in actions]
         if not fields:

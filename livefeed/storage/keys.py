@@ -20,6 +20,11 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>ratelimit:<name>:<client>      counter with expiry
     <prefix>demo:loaded                    marker: the demo content was loaded once
     <prefix>{comments:<slug>}:closed       marker: the article takes no new comments
+    <prefix>{comments:<slug>}:mode         string: "premoderated" (absent: open, or closed above)
+    <prefix>{comments:<slug>}:held         hash: comment id -> pending (or rejected) comment JSON
+    <prefix>{comments:<slug>}:top          sorted set: visible top-level comment ids by time
+    <prefix>{comments:<slug>}:replies:<id> sorted set: visible replies to one comment by time
+    <prefix>{comments:<slug>}:featured     sorted set: featured comment ids by time featured
     <prefix>{editors}:names                set: editor account names
     <prefix>{editors}:account:<name>       hash: password (argon2), version, created_at
     <prefix>{editors}:tokens               hash: sha256(API token) -> {editor, id, created_at}
@@ -30,6 +35,10 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{desk}:credits                 hash: "<kind>:<id>:<action>" -> editor name
     <prefix>{desk}:log                     stream: who did what at the desk, capped
     <prefix>{desk}:notices                 pub/sub channel: notices for open editor pages
+    <prefix>{desk}:pending                 sorted set: "<slug>/<id>" awaiting moderation, by time
+    <prefix>{desk}:reported                sorted set: "<slug>/<id>" by report count
+    <prefix>{desk}:reports:<slug>/<id>     hash: reason -> count, "note:<n>" -> a reader's note
+    <prefix>{desk}:reporters:<slug>/<id>   set: digests of the addresses that reported it
     <prefix>{desk}:readers                 hash: process -> its reader counts (JSON, timed)
 """
 
@@ -83,6 +92,21 @@ class Keys:
 
     def comment_index(self, slug: str) -> str:
         return self._tagged(comments_topic(slug), "index")
+
+    def comment_mode(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "mode")
+
+    def comment_held(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "held")
+
+    def comment_top(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "top")
+
+    def comment_replies(self, slug: str, comment_id: str) -> str:
+        return self._tagged(comments_topic(slug), f"replies:{comment_id}")
+
+    def comment_featured(self, slug: str) -> str:
+        return self._tagged(comments_topic(slug), "featured")
 
     def ingest(self) -> str:
         """The ingest stream and, with the same name, the ingest pub/sub channel."""
@@ -138,6 +162,18 @@ class Keys:
     def desk_notices(self) -> str:
         """A plain pub/sub channel (not a topic): every process's hub listens to it."""
         return self._tagged("desk", "notices")
+
+    def desk_pending(self) -> str:
+        return self._tagged("desk", "pending")
+
+    def desk_reported(self) -> str:
+        return self._tagged("desk", "reported")
+
+    def desk_reports(self, ref: str) -> str:
+        return self._tagged("desk", f"reports:{ref}")
+
+    def desk_reporters(self, ref: str) -> str:
+        return self._tagged("desk", f"reporters:{ref}")
 
     def desk_readers(self) -> str:
         return self._tagged("desk", "readers")

@@ -27,7 +27,9 @@ const SSE_RECORD_TYPES = [
   "brief.deleted",
   "comment.created",
   "comment.deleted",
+  "comment.updated",
   "article.updated",
+  "comments.count",
 ];
 
 /** Full jitter: a random delay in [0, min(cap, base * 2^attempt)). */

@@ -1,0 +1,391 @@
+"""An article's comments: threads, comment modes, pending comments, featuring, counts.
+
+What readers may see is the comment index (``{comments:<slug>}:index``): it changes in the
+same atomic step as each event (``comment.created`` / ``comment.updated`` /
+``comment.deleted``). Pending comments never enter it, nor the topic's history: they wait
+in a hash of their own (``held``) until an editor approves them, and approval publishes
+them as ``comment.created`` at that moment. So no list, page or replay can show a pending
+comment, and a hidden one leaves every list with its event.
+
+Threads are one level deep: a reply names a top-level comment (a reply to a reply is
+attached to the top level). The set of top-level ids and each comment's set of replies are
+maintained right after the event; listings check every id against the index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+from livefeed import events, limits, models
+from livefeed.errors import CommentsClosed, InvalidInput, NotFound
+from livefeed.events import EventId
+from livefeed.models import Article, Comment
+from livefeed.settings import Rate
+from livefeed.stats import Stats
+from livefeed.storage.connect import Client
+from livefeed.storage.eventlog import Change, EventLog, Outcome, new_epoch
+from livefeed.storage.keys import Keys
+from livefeed.storage.ratelimit import RateLimiter
+
+OPEN, PREMODERATED, CLOSED = models.COMMENT_MODES
+PUBLISHED, PENDING = "published", "pending"
+
+Append = Callable[[str, str, dict[str, Any], Change, str], Awaitable["EventId | Outcome"]]
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _comment(record: str) -> Comment:
+    return Comment.from_json(json.loads(record))
+
+
+def _list(value: object) -> list[Any]:
+    """cjson encodes an empty Lua table as ``{}``."""
+    return value if isinstance(value, list) else []
+
+
+def desk_ref(slug: str, comment_id: str) -> str:
+    return f"{slug}/{comment_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRules:
+    """What holds a comment for moderation whatever the article's mode."""
+
+    blocklist: tuple[str, ...] = ()
+    max_links: int = 2
+
+    def holds(self, comment: Comment) -> bool:
+        text = f"{comment.author}\n{comment.text}"
+        return models.count_links(text) > self.max_links or models.matches_blocklist(
+            text, self.blocklist
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A top-level comment with its replies (oldest first) and how many replies it has."""
+
+    comment: Comment
+    replies: list[Comment]
+    reply_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.comment.to_json(),
+            "reply_count": self.reply_count,
+            "replies": [r.to_json() for r in self.replies],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Threads:
+    """A page of threads, newest first, the featured comments, and the topic's position."""
+
+    items: list[Thread]
+    featured: list[Comment]
+    last_event_id: str
+
+
+class Comments:
+    """Reads and writes of article comments; every visible change emits its event."""
+
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        log: EventLog,
+        append: Append,
+        require_article: Callable[[str], Awaitable[Article]],
+        stats: Stats,
+        comment_rate: Rate,
+        rules: CommentRules,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._log = log
+        self._append = append
+        self._require_article = require_article
+        self._stats = stats
+        self._limiter = RateLimiter(redis, keys)
+        self._comment_rate = comment_rate
+        self._rules = rules
+        script = resources.files("livefeed.storage").joinpath("list_threads.lua").read_text()
+        self._list_threads = redis.register_script(script)
+
+    # -- modes ----------------------------------------------------------------------------
+
+    async def mode(self, slug: str) -> str:
+        k = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(k.comments_closed(slug))
+            pipe.get(k.comment_mode(slug))
+            closed, mode = await pipe.execute()
+        if closed:
+            return CLOSED
+        return PREMODERATED if mode == PREMODERATED else OPEN
+
+    async def set_mode(self, slug: str, mode: str) -> None:
+        k = self._keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if mode == CLOSED:
+                pipe.set(k.comments_closed(slug), models.now_iso())
+            else:
+                pipe.delete(k.comments_closed(slug))
+            if mode == PREMODERATED:
+                pipe.set(k.comment_mode(slug), PREMODERATED)
+            else:
+                pipe.delete(k.comment_mode(slug))
+            await pipe.execute()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def count(self, slug: str) -> int:
+        """Visible comments of the article, replies included."""
+        return int(await self._redis.zcard(self._keys.comment_index(slug)))
+
+    async def counts(self, slugs: list[str]) -> dict[str, int]:
+        slugs = list(dict.fromkeys(slugs))
+        if not slugs:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for slug in slugs:
+                pipe.zcard(self._keys.comment_index(slug))
+            found = await pipe.execute()
+        return {slug: int(n) for slug, n in zip(slugs, found, strict=True)}
+
+    async def threads(self, slug: str, limit: int = 20, before: str | None = None) -> Threads:
+        """Threads newest first (``before``: a top-level id), replies under each."""
+        k = self._keys
+        topic = events.comments_topic(slug)
+        reply = await self._list_threads(
+            keys=[
+                k.log(topic),
+                k.epoch(topic),
+                k.comment_items(slug),
+                k.comment_index(slug),
+                k.comment_top(slug),
+                k.comment_featured(slug),
+            ],
+            args=[
+                new_epoch(),
+                before or "",
+                limit,
+                k.comment_replies(slug, ""),
+                limits.REPLIES_SHOWN,
+                limits.FEATURED_SHOWN,
+            ],
+        )
+        if reply[0] != "ok":
+            raise InvalidInput(f"before: no listed comment has id {before!r}")
+        found = json.loads(reply[1])
+        items = []
+        for thread in _list(found["threads"]):
+            replies = [_comment(r) for r in thread[2:]]
+            items.append(Thread(_comment(thread[0]), replies, int(thread[1])))
+        featured = [_comment(r) for r in _list(found["featured"])]
+        return Threads(items, featured, str(found["position"]))
+
+    async def visible(self, slug: str, comment_id: str) -> Comment | None:
+        k = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.comment_items(slug), comment_id)
+            pipe.zscore(k.comment_index(slug), comment_id)
+            record, score = await pipe.execute()
+        return None if record is None or score is None else _comment(record)
+
+    async def held(self, slug: str, comment_id: str) -> Comment | None:
+        """A comment awaiting moderation (None once approved or rejected)."""
+        record = await self._redis.hget(self._keys.comment_held(slug), comment_id)
+        if record is None:
+            return None
+        comment = _comment(record)
+        return comment if comment.status == PENDING and not comment.hidden else None
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def post(self, slug: str, payload: object, client: str, source: str) -> Comment:
+        """Validate, rate-limit, then publish a reader's comment, or hold it as pending."""
+        await self._require_article(slug)
+        mode = await self.mode(slug)
+        if mode == CLOSED:
+            raise CommentsClosed("comments are closed on this article")
+        comment = models.new_comment(slug, payload)
+        if comment.reply_to is not None:
+            parent = await self.visible(slug, comment.reply_to)
+            if parent is None:
+                raise InvalidInput(f"reply_to: no visible comment {comment.reply_to!r} here")
+            comment = replace(comment, reply_to=parent.reply_to or parent.id)
+        await self._limiter.hit("comment", client, self._comment_rate)
+        if mode == PREMODERATED or self._rules.holds(comment):
+            return await self._hold(replace(comment, status=PENDING))
+        await self._publish(comment, source)
+        return comment
+
+    async def _hold(self, comment: Comment) -> Comment:
+        k = self._keys
+        slug = comment.article
+        await self._redis.hset(k.comment_held(slug), comment.id, _dump(comment.to_record()))
+        score = models.time_ms(comment.created_at)
+        await self._redis.zadd(k.desk_pending(), {desk_ref(slug, comment.id): score})
+        await self._notify_desk("queue", {"pending": desk_ref(slug, comment.id)})
+        return comment
+
+    async def _publish(self, comment: Comment, source: str) -> None:
+        k = self._keys
+        slug = comment.article
+        change = Change(
+            "create",
+            k.comment_items(slug),
+            k.comment_index(slug),
+            id=comment.id,
+            record=_dump(comment.to_record()),
+            score=models.time_ms(comment.created_at),
+        )
+        topic = events.comments_topic(slug)
+        result = await self._append(
+            topic, events.COMMENT_CREATED, comment.to_json(), change, source
+        )
+        if result is Outcome.EXISTS:
+            return  # this very write ran before (a retried call)
+        score = models.time_ms(comment.created_at)
+        if comment.reply_to is None:
+            await self._redis.zadd(k.comment_top(slug), {comment.id: score})
+        else:
+            await self._redis.zadd(k.comment_replies(slug, comment.reply_to), {comment.id: score})
+        await self._tell_desk(comment)
+        await self._announce_count(slug)
+
+    async def approve(self, slug: str, comment_id: str, source: str) -> Comment:
+        """Publish a pending comment now, as ``comment.created``."""
+        await self._require_article(slug)
+        pending = await self.held(slug, comment_id)
+        if pending is None:
+            raise NotFound(f"no pending comment {comment_id!r} on {slug!r}")
+        comment = replace(pending, status=PUBLISHED)
+        if comment.reply_to is not None and await self.visible(slug, comment.reply_to) is None:
+            comment = replace(comment, reply_to=None)  # its comment was hidden meanwhile
+        k = self._keys
+        await self._publish(comment, source)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(k.comment_held(slug), comment_id)
+            pipe.zrem(k.desk_pending(), desk_ref(slug, comment_id))
+            await pipe.execute()
+        await self._notify_desk("queue", {"approved": desk_ref(slug, comment_id)})
+        return comment
+
+    async def feature(self, slug: str, comment_id: str, featured: bool, source: str) -> Comment:
+        """Pin a visible comment above the others (or unpin it), as ``comment.updated``."""
+        await self._require_article(slug)
+        current = await self.visible(slug, comment_id)
+        if current is None:
+            raise NotFound(f"no visible comment {comment_id!r} on {slug!r}")
+        comment = replace(current, featured=featured)
+        k = self._keys
+        change = Change(
+            "update",
+            k.comment_items(slug),
+            k.comment_index(slug),
+            id=comment_id,
+            record=_dump(comment.to_record()),
+        )
+        topic = events.comments_topic(slug)
+        result = await self._append(
+            topic, events.COMMENT_UPDATED, comment.to_json(), change, source
+        )
+        if result is Outcome.MISSING:
+            raise NotFound(f"comment {comment_id!r} was hidden")
+        if featured:
+            await self._redis.zadd(
+                k.comment_featured(slug), {comment_id: models.time_ms(models.now_iso())}
+            )
+        else:
+            await self._redis.zrem(k.comment_featured(slug), comment_id)
+        return comment
+
+    async def hide(self, slug: str, comment_id: str, source: str) -> Comment:
+        """Hide a comment (and its replies) from readers, or reject a pending one.
+
+        Hidden comments stay stored, marked hidden, for the editors' record.
+        """
+        await self._require_article(slug)
+        pending = await self.held(slug, comment_id)
+        if pending is not None:
+            return await self._reject(pending)
+        current = await self.visible(slug, comment_id)
+        if current is None:
+            raise NotFound(f"no comment {comment_id!r} on {slug!r}")
+        await self._hide_visible(current, source)
+        if current.reply_to is None:
+            replies = await self._redis.zrange(self._keys.comment_replies(slug, comment_id), 0, -1)
+            for reply_id in replies:
+                reply = await self.visible(slug, reply_id)
+                if reply is not None:
+                    await self._hide_visible(reply, source)
+        await self._announce_count(slug)
+        await self._notify_desk("queue", {"hidden": desk_ref(slug, comment_id)})
+        return current
+
+    async def _hide_visible(self, comment: Comment, source: str) -> None:
+        k = self._keys
+        slug = comment.article
+        hidden = replace(comment, hidden=True)
+        change = Change(
+            "remove",
+            k.comment_items(slug),
+            k.comment_index(slug),
+            id=comment.id,
+            record=_dump(hidden.to_record()),
+        )
+        data = {"id": comment.id, "article": slug}
+        result = await self._append(
+            events.comments_topic(slug), events.COMMENT_DELETED, data, change, source
+        )
+        if result is Outcome.MISSING:
+            raise NotFound(f"comment {comment.id!r} is already hidden")
+        ref = desk_ref(slug, comment.id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if comment.reply_to is None:
+                pipe.zrem(k.comment_top(slug), comment.id)
+            else:
+                pipe.zrem(k.comment_replies(slug, comment.reply_to), comment.id)
+            pipe.zrem(k.comment_featured(slug), comment.id)
+            pipe.zrem(k.desk_reported(), ref)
+            await pipe.execute()
+
+    async def _reject(self, pending: Comment) -> Comment:
+        k = self._keys
+        slug = pending.article
+        rejected = replace(pending, hidden=True)
+        await self._redis.hset(k.comment_held(slug), pending.id, _dump(rejected.to_record()))
+        await self._redis.zrem(k.desk_pending(), desk_ref(slug, pending.id))
+        await self._notify_desk("queue", {"hidden": desk_ref(slug, pending.id)})
+        return pending
+
+    async def _announce_count(self, slug: str) -> None:
+        """A ``comments.count`` event on ``article:<slug>`` with the count now."""
+        count = await self.count(slug)
+        topic = events.article_topic(slug)
+        await self._log.append(topic, events.COMMENTS_COUNT, {"article": slug, "count": count})
+        self._stats.published[events.COMMENTS_COUNT, "api"] += 1
+        await self._notify_desk("count", {"article": slug, "count": count})
+
+    async def _tell_desk(self, comment: Comment) -> None:
+        """Index the comment among the latest of all articles, and show it to open editor
+        pages (a separate key and a plain channel: they may live on another shard)."""
+        k = self._keys
+        member = desk_ref(comment.article, comment.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(k.desk_comments(), {member: models.time_ms(comment.created_at)})
+            pipe.zremrangebyrank(k.desk_comments(), 0, -limits.DESK_COMMENTS_KEPT - 1)
+            await pipe.execute()
+        await self._notify_desk("comment.created", comment.to_record())
+
+    async def _notify_desk(self, kind: str, data: dict[str, Any]) -> None:
+        await self._redis.publish(self._keys.desk_notices(), _dump({"type": kind, "data": data}))
