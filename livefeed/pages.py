@@ -32,10 +32,12 @@ from livefeed.http import client_address, is_allowed_origin, read_body
 from livefeed.templating import environment
 
 if TYPE_CHECKING:
+    from livefeed.models import Article
     from livefeed.storage.content import Content
 
 ARTICLE_BRIEFS = 10  # the "Read next" column
 FRONT_BRIEFS = 20
+FRONT_ARTICLES = 8
 ARTICLE_COMMENTS = 50
 
 CONTENT_SECURITY_POLICY = (
@@ -126,12 +128,25 @@ def _query_id(request: Request, name: str) -> str | None:
 async def front_page(request: Request) -> Response:
     """The latest briefs, newest first; ``?before=<id>`` pages through older ones."""
     before = _query_id(request, "before")
-    listing = await _content(request).list_briefs(limit=FRONT_BRIEFS + 1, before=before)
+    content = _content(request)
+    listing, articles = await asyncio.gather(
+        content.list_briefs(limit=FRONT_BRIEFS + 1, before=before),
+        content.latest_articles(FRONT_ARTICLES) if before is None else _no_articles(),
+    )
     briefs = listing.items[:FRONT_BRIEFS]
     more = briefs[-1].id if len(listing.items) > FRONT_BRIEFS else None
+    discussed = [a.slug for a in articles] + [b.article for b in briefs if b.article]
+    # Each count is live through its article's topic; a connection takes a bounded number.
+    counted = list(dict.fromkeys(discussed))[: limits.SUBSCRIPTIONS_MAX - 1]
+    article_positions = await asyncio.gather(
+        *(content.position(events.article_topic(slug)) for slug in counted)
+    )
+    counts = await content.comments.counts(list(dict.fromkeys(discussed)))
     live = None
     if before is None:  # an archive page stays still; only the latest briefs are live
         positions = {events.BRIEFS: listing.last_event_id}
+        for slug, position in zip(counted, article_positions, strict=True):
+            positions[events.article_topic(slug)] = position
         live = {
             "page": "front",
             "positions": positions,
@@ -142,11 +157,17 @@ async def front_page(request: Request) -> Response:
         "front.html",
         page_kind="front",
         briefs=briefs,
+        brief_counts=counts,
+        articles=articles,
         more_before=more,
         archive=before is not None,
         live=live,
         heading="Earlier news" if before else "Latest news",
     )
+
+
+async def _no_articles() -> list[Article]:
+    return []
 
 
 # -- the article page -----------------------------------------------------------------------
@@ -162,16 +183,27 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
     if article is None:
         raise NotFound(f"no article {slug!r}")
     before = _query_id(request, "comments_before")
-    briefs, comments, closed = await asyncio.gather(
+    briefs, threads, mode, count = await asyncio.gather(
         content.list_briefs(limit=ARTICLE_BRIEFS),
         content.list_comments(slug, limit=ARTICLE_COMMENTS + 1, before=before),
-        content.are_comments_closed(slug),
+        content.comments.mode(slug),
+        content.comments.count(slug),
     )
-    shown = list(reversed(comments.items[:ARTICLE_COMMENTS]))  # oldest first, new ones append
-    more = len(comments.items) > ARTICLE_COMMENTS
+    page = threads.items[:ARTICLE_COMMENTS]
+    more = len(threads.items) > ARTICLE_COMMENTS
+    featured = threads.featured if before is None else []
+    pinned = {c.id for c in featured}
+    # Oldest first, new ones append; featured comments are pinned above, not repeated.
+    shown = [t.comment for t in reversed(page) if t.comment.id not in pinned]
+    replies = {t.comment.id: t.replies for t in page}
+    reply_counts = {t.comment.id: t.reply_count for t in page}
+    replying_to = None
+    reply_to = _query_id(request, "reply_to")
+    if reply_to is not None:
+        replying_to = await content.comments.visible(slug, reply_to)
     positions = {
         events.BRIEFS: briefs.last_event_id,
-        events.comments_topic(slug): comments.last_event_id,
+        events.comments_topic(slug): threads.last_event_id,
         events.article_topic(slug): article_position,
     }
     live = {
@@ -182,25 +214,32 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
         "briefsLimit": ARTICLE_BRIEFS,
         "commentsMore": more,
     }
+    counts = await content.comments.counts([b.article for b in briefs.items if b.article])
     return {
         "page_kind": "article",
         "article": article,
         "briefs": briefs.items,
         "briefs_limit": ARTICLE_BRIEFS,
+        "brief_counts": counts,
         "comments": shown,
+        "featured": featured,
+        "replies": replies,
+        "reply_counts": reply_counts,
         "comments_more": more,
-        "comment_count_text": comment_count_text(len(shown), more=more),
-        "comments_closed": closed,
+        "comments_oldest": page[-1].comment.id if page else None,
+        "comment_count": count,
+        "comment_count_text": comment_count_text(count),
+        "comments_closed": mode == "closed",
         "live": live,
-        "form": {"author": "", "text": ""},
+        "form": {"author": "", "text": "", "reply_to": replying_to.id if replying_to else ""},
+        "replying_to": replying_to,
         "form_error": None,
+        "held": request.query_params.get("held") == "1",
     }
 
 
-def comment_count_text(count: int, *, more: bool = False) -> str:
+def comment_count_text(count: int) -> str:
     """What the comment counter says; the client writes the same words."""
-    if more:
-        return f"Latest {count} comments"
     return "1 comment" if count == 1 else f"{count} comments"
 
 
@@ -246,7 +285,7 @@ async def post_comment_form(request: Request) -> Response:
         error.status = 403
         return error_page(error)
     fields = await _read_form(request)
-    form = {name: (fields.get(name) or [""])[0] for name in ("author", "text")}
+    form = {name: (fields.get(name) or [""])[0] for name in ("author", "text", "reply_to")}
     try:
         comment = await _content(request).post_comment(slug, form, client_address(request))
     except (InvalidInput, RateLimited) as exc:
@@ -254,6 +293,8 @@ async def post_comment_form(request: Request) -> Response:
         context = await _article_context(request, slug)
         context.update(form=form, form_error=exc.message)
         return render("article.html", status=exc.status, headers=headers, **context)
+    if comment.status == "pending":
+        return RedirectResponse(f"/articles/{slug}?held=1#comments", status_code=303)
     return RedirectResponse(f"/articles/{slug}#comment-{comment.id}", status_code=303)
 
 

@@ -187,6 +187,16 @@ class Content:
             await self.comments.set_mode(slug, mode)
         return article, existing is None
 
+    async def latest_articles(self, limit: int) -> list[Article]:
+        """The most recently published of the articles updated last, newest first."""
+        slugs = await self._redis.zrevrange(self._keys.desk_articles(), 0, limit * 2 - 1)
+        if not slugs:
+            return []
+        records = await self._redis.mget([self._keys.article(str(slug)) for slug in slugs])
+        found = [Article.from_json(json.loads(r)) for r in records if r is not None]
+        found.sort(key=lambda a: a.published_at, reverse=True)
+        return found[:limit]
+
     async def require_article(self, slug: str) -> Article:
         article = await self.get_article(slug) if models.is_slug(slug) else None
         if article is None:
