@@ -4,7 +4,7 @@
 import { Connection } from "./connection.js";
 import { SharedConnection } from "./shared.js";
 import { BreakingBanner, BriefList, localizeTime, localizeTimes } from "./render.js";
-import { CommentForm, CommentList } from "./comments.js";
+import { CommentForm, CommentList, commentCountText } from "./comments.js";
 
 const STATE_TEXT = {
   connected: "Live",
@@ -121,7 +121,19 @@ function start(config) {
     "brief.deleted": (data) => briefs.deleted(data.id),
     "comment.created": (data) => comments?.add(data),
     "comment.deleted": (data) => comments?.remove(data.id),
-    "article.updated": (data) => applyArticle(data),
+    "comment.updated": (data) => comments?.update(data),
+    "article.updated": (data) => {
+      if (data.slug === slug) applyArticle(data);
+    },
+    "comments.count": (data) => {
+      if (data.article === slug) comments?.setCount(data.count);
+      for (const element of document.querySelectorAll("[data-comment-count]")) {
+        if (element.dataset.commentCount === data.article) {
+          const words = commentCountText(data.count);
+          element.textContent = element.classList.contains("brief__comments") ? `· ${words}` : words;
+        }
+      }
+    },
   };
 
   // While a topic is refetched, its live events are applied and also kept, then applied
@@ -149,7 +161,7 @@ function start(config) {
     const path = `/api/articles/${encodeURIComponent(slug)}`;
     refetchers[commentsTopic] = async () => {
       const listing = await getJSON(`${path}/comments?limit=${COMMENTS_PAGE}`);
-      comments?.replaceAll(listing.items, listing.items.length === COMMENTS_PAGE);
+      comments?.replaceAll(listing.items, listing.featured, listing.items.length === COMMENTS_PAGE);
       return listing.last_event_id;
     };
     refetchers[articleTopic] = async () => {
