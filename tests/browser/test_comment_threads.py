@@ -1,0 +1,125 @@
+"""Threads, pending comments, featured comments and live counts in Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from livefeed.settings import Settings
+from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.helpers import FACTOR, auth
+
+SLUG = "xi-putin-talks"
+# "Within 1 s" of the write's answer (scaled on a slow machine, like every wait).
+ONE_SECOND_MS = 1_000 * FACTOR
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_(comment_blocklist=("idiot",))
+
+
+def comment(page: Page, comment_id: str) -> Any:
+    return page.locator(f'[data-live="comments"] [data-comment-id="{comment_id}"]')
+
+
+async def post_form(page: Page, author: str, text: str) -> None:
+    form = page.locator('form[data-live="comment-form"]')
+    await form.get_by_label("Your name").fill(author)
+    await form.get_by_label("Your comment").fill(text)
+    await form.get_by_role("button", name="Post comment").click()
+
+
+async def test_replies_and_featured_comments_reach_every_open_page_live(
+    live_server: Any, newsroom: Newsroom, open_page: Opener
+) -> None:
+    await newsroom.put_article(SLUG)
+    first = await newsroom.comment(SLUG, "Anna", "The first thread.")
+    second = await newsroom.comment(SLUG, "Ben", "The second thread.")
+    writer = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    reader = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    await wait_live(writer)
+    await wait_live(reader)
+    # Reply from the first page: the form carries reply_to.
+    await comment(writer, first["id"]).get_by_role("link", name="Reply").click()
+    await expect(writer.locator('[data-live="replying"]')).to_contain_text("Anna")
+    await post_form(writer, "Cleo", "A reply to Anna.")
+    reply = reader.locator(f'[data-comment-id="{first["id"]}"] [data-live="replies"] .comment')
+    await expect(reply).to_contain_text("Cleo", timeout=ONE_SECOND_MS)
+    await expect(reply.locator(".comment__text")).to_have_text("A reply to Anna.")
+    await expect(reader.locator('[data-live="comment-count"]')).to_have_text("3 comments")
+    # A reply to that reply (through the API) joins the same thread, live.
+    reply_id = await reply.get_attribute("data-comment-id")
+    response = await newsroom.client.post(
+        f"/api/articles/{SLUG}/comments",
+        json={"author": "Dan", "text": "Deeper", "reply_to": reply_id},
+    )
+    assert response.json()["reply_to"] == first["id"]
+    replies = reader.locator(f'[data-comment-id="{first["id"]}"] [data-live="replies"] .comment')
+    await expect(replies).to_have_count(2, timeout=ONE_SECOND_MS)
+    # Featuring the first thread moves it to the top on every page, live.
+    top = reader.locator('[data-live="comments"] > .comment').first
+    await expect(top).to_have_attribute("data-comment-id", first["id"])
+    featured = await newsroom.client.post(
+        f"/api/articles/{SLUG}/comments/{second['id']}/feature", headers=auth(newsroom.token)
+    )
+    assert featured.status_code == 200
+    for page in (reader, writer):
+        top = page.locator('[data-live="comments"] > .comment').first
+        await expect(top).to_have_attribute("data-comment-id", second["id"], timeout=ONE_SECOND_MS)
+        await expect(top.locator('[data-live="featured-badge"]')).to_have_text("Featured")
+
+
+async def test_a_pending_comment_shows_only_to_its_author_until_approved(
+    live_server: Any, newsroom: Newsroom, open_page: Opener
+) -> None:
+    await newsroom.put_article(SLUG)
+    author = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    other = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    await wait_live(author)
+    await wait_live(other)
+    await post_form(author, "Eve", "What an idiot move.")  # held by the blocklist
+    mine = author.locator('[data-live="comments"] .comment--pending')
+    await expect(mine).to_contain_text("Awaiting moderation")
+    await expect(author.locator('[data-live="form-note"]')).to_contain_text("awaiting moderation")
+    # The browser remembers it across a reload; nobody else ever sees it.
+    await author.reload()
+    await wait_live(author)
+    await expect(mine).to_contain_text("What an idiot move.")
+    await expect(other.locator('[data-live="comments"] .comment')).to_have_count(0)
+    assert "idiot" not in await other.content()
+    pending_id = await mine.get_attribute("data-comment-id")
+    approved = await newsroom.client.post(
+        f"/api/articles/{SLUG}/comments/{pending_id}/approve", headers=auth(newsroom.token)
+    )
+    assert approved.status_code == 200
+    for page in (author, other):
+        shown = comment(page, str(pending_id))
+        await expect(shown).to_contain_text("What an idiot move.", timeout=ONE_SECOND_MS)
+        await expect(shown).not_to_have_class("comment comment--pending")
+        await expect(page.locator('[data-live="comment-count"]')).to_have_text("1 comment")
+    await expect(author.locator(".comment--pending")).to_have_count(0)
+
+
+async def test_front_page_lists_articles_and_counts_change_live(
+    live_server: Any, newsroom: Newsroom, open_page: Opener
+) -> None:
+    await newsroom.put_article(SLUG, title="Talks in Moscow", summary="Leaders met.")
+    brief = await newsroom.publish("Talks are over.", article=SLUG)
+    page = (await open_page(f"{live_server.url}/")).page
+    await wait_live(page)
+    card = page.locator('[data-live="articles"] [data-article="xi-putin-talks"]')
+    await expect(card.get_by_role("link", name="Talks in Moscow")).to_have_attribute(
+        "href", f"/articles/{SLUG}"
+    )
+    await expect(card).to_contain_text("Leaders met.")
+    counts = page.locator(f'[data-comment-count="{SLUG}"]')
+    await expect(counts).to_have_count(2)  # the article and the brief linked to it
+    await expect(counts.first).to_have_text("0 comments")
+    link = page.locator(f'[data-brief-id="{brief["id"]}"] a.brief__text')
+    await expect(link).to_have_attribute("href", f"/articles/{SLUG}")
+    await newsroom.comment(SLUG, "Fay", "First!")
+    await expect(counts.first).to_have_text("1 comment", timeout=ONE_SECOND_MS)
+    await expect(counts.nth(1)).to_have_text("· 1 comment")
