@@ -8,6 +8,7 @@ import { DeskBriefs } from "./briefs.js";
 import { $, $$, getJSON, readConfig, safely, showSignedOut } from "./common.js";
 import { CommentSwitches, Moderation } from "./moderation.js";
 import { PublishForm } from "./publish.js";
+import { Queue, refreshQueueCount } from "./queue.js";
 import { DeskStream } from "./stream.js";
 
 const STATE_TEXT = { connected: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
@@ -33,6 +34,11 @@ const DID = {
   "article closed comments": "closed comments on",
   "article opened comments": "opened comments on",
   "comment hidden": "hid the comment",
+  "comment approved": "approved the comment",
+  "comment featured": "featured the comment",
+  "comment unfeatured": "unfeatured the comment",
+  "comment cleared reports": "cleared the reports on",
+  "article comment mode": "set the comment mode of",
 };
 const ACTIVITY_SHOWN = 20;
 
@@ -174,6 +180,16 @@ function startComments(config, stream) {
   stream.addEventListener("state", (event) => showStatus(event.detail.state));
 }
 
+function startQueue(config, stream) {
+  const queue = new Queue($('[data-desk="queue"]'), {
+    titles: config.articles || {},
+    empty: $('[data-desk="queue-empty"]'),
+  });
+  stream.addEventListener("queue", () => queue.refetch());
+  stream.addEventListener("reconnected", () => queue.refetch());
+  stream.addEventListener("state", (event) => showStatus(event.detail.state));
+}
+
 function start(config) {
   localizeTimes(document);
   const titles = config.articles || {};
@@ -192,9 +208,16 @@ function start(config) {
     }
   });
   stream.addEventListener("signed-out", () => showSignedOut());
+  // The navigation badge on every desk page: counted now, and again as the queue changes.
+  const count = () => refreshQueueCount().catch(() => {});
+  if (config.page !== "queue") {
+    stream.addEventListener("queue", count);
+    stream.addEventListener("hello", count);
+  }
 
   if (config.page === "desk") startDesk(config, stream);
   else if (config.page === "comments") startComments(config, stream);
+  else if (config.page === "queue") startQueue(config, stream);
   else stream.addEventListener("state", (event) => showStatus(event.detail.state));
   stream.start();
 }
