@@ -410,3 +410,19 @@ async def test_bad_input_never_gives_a_500(
         assert response.status_code < 500
     bad_put = {**ARTICLE, "comment_mode": ["open"]}
     assert_error(await api.put(f"/api/articles/{SLUG}", json=bad_put, headers=token), 422)
+
+
+async def test_the_desk_sets_the_comment_mode_credited_to_the_editor(
+    live_server: LiveServer, api: httpx.AsyncClient, article: str
+) -> None:
+    async with await signed_in(live_server) as browser:
+        bad = await browser.post(f"/editor/articles/{SLUG}/comments", {"mode": "sometimes"})
+        assert bad.status_code == 422
+        response = await browser.post(f"/editor/articles/{SLUG}/comments", {"mode": "premoderated"})
+        assert response.status_code == 200
+        page = await browser.client.get("/editor/articles")
+        assert '<option value="premoderated" selected>' in page.text
+    assert (await api.get(f"/api/articles/{SLUG}")).json()["comment_mode"] == "premoderated"
+    assert (await post(api, "moderated"))["status"] == "pending"
+    credits = await live_server.app.state.desk.credits("article", [SLUG])
+    assert credits[SLUG]["comment mode"] == "alice"

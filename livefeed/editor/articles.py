@@ -30,6 +30,8 @@ DONE = {
     "updated": "Article saved: open pages show the new version.",
     "closed": "Comments closed: readers can no longer post on that article.",
     "opened": "Comments open again.",
+    "open": "Comments are open: readers' comments appear at once.",
+    "premoderated": "Comments are pre-moderated: each waits in the moderation queue.",
 }
 
 
@@ -171,6 +173,11 @@ async def switch_comments(request: Request) -> Response:
     form = await read_form(request)
     who = await require_writer(request, form)
     slug = _slug(request)
+    if "mode" in form:  # open, premoderated or closed
+        await desk(request).set_comment_mode(slug, form["mode"], who.editor)
+        if wants_json(request):
+            return JSONResponse({"article": slug, "mode": form["mode"], "by": who.editor})
+        return see_other(f"/editor/articles?done={form['mode']}")
     closed = form.get("closed") == "1"
     await desk(request).close_comments(slug, closed, who.editor)
     if wants_json(request):

@@ -57,6 +57,7 @@ class Activity:
 class ArticleRow:
     article: Article
     comments_closed: bool
+    premoderated: bool = False
 
 
 def _dump(obj: dict[str, Any]) -> str:
@@ -228,11 +229,13 @@ class Desk:
             for slug in slugs:
                 pipe.get(self._keys.article(slug))
                 pipe.exists(self._keys.comments_closed(slug))
+                pipe.get(self._keys.comment_mode(slug))
             replies = await pipe.execute()
         rows = []
-        for record, closed in zip(replies[::2], replies[1::2], strict=True):
+        for record, closed, mode in zip(replies[::3], replies[1::3], replies[2::3], strict=True):
             if record is not None:
-                rows.append(ArticleRow(Article.from_json(json.loads(record)), bool(closed)))
+                article = Article.from_json(json.loads(record))
+                rows.append(ArticleRow(article, bool(closed), mode == "premoderated"))
         return rows
 
     async def recent_comments(self, limit: int = limits.DESK_COMMENTS) -> list[Comment]:
