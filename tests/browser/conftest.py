@@ -225,10 +225,13 @@ class Newsroom:
         )
         assert response.status_code in (200, 201), response.text
 
-    async def comment(self, slug: str, author: str, text: str) -> dict[str, Any]:
-        response = await self.client.post(
-            f"/api/articles/{slug}/comments", json={"author": author, "text": text}
-        )
+    async def comment(
+        self, slug: str, author: str, text: str, reply_to: str | None = None
+    ) -> dict[str, Any]:
+        body = {"author": author, "text": text}
+        if reply_to is not None:
+            body["reply_to"] = reply_to
+        response = await self.client.post(f"/api/articles/{slug}/comments", json=body)
         assert response.status_code == 201, response.text
         return response.json()  # type: ignore[no-any-return]
 

@@ -123,3 +123,27 @@ async def test_front_page_lists_articles_and_counts_change_live(
     await newsroom.comment(SLUG, "Fay", "First!")
     await expect(counts.first).to_have_text("1 comment", timeout=ONE_SECOND_MS)
     await expect(counts.nth(1)).to_have_text("· 1 comment")
+
+
+async def test_show_older_comments_pages_through_threads_with_and_without_javascript(
+    live_server: Any, newsroom: Newsroom, open_page: Opener
+) -> None:
+    await newsroom.put_article(SLUG)
+    posted = [await newsroom.comment(SLUG, "R", f"Comment number {i}") for i in range(53)]
+    await newsroom.comment(SLUG, "S", "Reply to the oldest", reply_to=posted[0]["id"])
+    threads = '[data-live="comments"] > .comment'
+    for js in (True, False):
+        page = (await open_page(f"{live_server.url}/articles/{SLUG}", js=js)).page
+        await expect(page.locator('[data-live="comment-count"]')).to_have_text("54 comments")
+        await expect(page.locator(threads)).to_have_count(50)
+        await expect(page.locator(threads).first).to_contain_text("Comment number 3")
+        older = page.get_by_role("link", name="Show older comments")
+        await older.click()
+        if js:
+            await expect(page.locator(threads)).to_have_count(53)
+            await expect(page.locator(threads).first).to_contain_text("Comment number 0")
+            await expect(older).to_be_hidden()
+        else:
+            await expect(page.locator(threads)).to_have_count(3)
+        oldest = page.locator(f'[data-comment-id="{posted[0]["id"]}"] [data-live="replies"]')
+        await expect(oldest).to_contain_text("Reply to the oldest")
