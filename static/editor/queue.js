@@ -178,8 +178,8 @@ export class Queue {
       line.textContent = parts.join(" · ");
       item.append(line);
     }
-    const actions = document.createElement("p");
-    actions.className = "desk-comment__actions";
+    const actions = document.createElement("div");
+    actions.className = "desk-comment__actions queue-item__actions";
     const choices =
       entry.state === "pending"
         ? [["approve", "Approve"]]
