@@ -130,8 +130,8 @@ async def test_reply_to_must_name_a_visible_comment_of_the_article(
 async def test_hiding_a_comment_hides_its_thread(
     live_server: LiveServer, api: httpx.AsyncClient, article: str
 ) -> None:
-    top = await post(api, "top")
-    await post(api, "reply", reply_to=top["id"])
+    top = await post(api, "Abusive top-level comment")
+    await post(api, "Abusive reply in its thread", reply_to=top["id"])
     keep = await post(api, "keep")
     response = await api.delete(
         f"/api/articles/{SLUG}/comments/{top['id']}", headers=auth(live_server.token)
@@ -140,6 +140,8 @@ async def test_hiding_a_comment_hides_its_thread(
     body = await listing(api)
     assert [t["id"] for t in body["items"]] == [keep["id"]]
     assert (await api.get(f"/api/articles/{SLUG}")).json()["comment_count"] == 1
+    page = (await api.get(f"/articles/{SLUG}")).text
+    assert "Abusive" not in page and "keep" in page
 
 
 # -- comment modes and held comments ------------------------------------------------------

@@ -63,6 +63,13 @@ export function commentElement(comment, { pending = false } = {}) {
       actions.append(reply);
     }
     actions.append(actionButton("Report", "report"));
+    if (!comment.reply_to) {
+      const count = document.createElement("span");
+      count.className = "comment__reply-count";
+      count.dataset.live = "reply-count";
+      actions.append(count);
+      setReplyCount(count, comment.reply_count || 0);
+    }
     item.append(actions);
   }
   if (!comment.reply_to) {
@@ -74,6 +81,18 @@ export function commentElement(comment, { pending = false } = {}) {
   }
   setFeatured(item, Boolean(comment.featured));
   return item;
+}
+
+function setReplyCount(element, count) {
+  element.dataset.count = String(count);
+  element.textContent = count === 1 ? "1 reply" : `${count} replies`;
+  element.hidden = count <= 0;
+}
+
+/** A reply arrived (+1) or left (-1): the count beside its top-level comment follows. */
+function bumpReplies(parent, delta) {
+  const element = parent?.querySelector(':scope > .comment__actions [data-live="reply-count"]');
+  if (element) setReplyCount(element, Math.max(0, Number(element.dataset.count || 0) + delta));
 }
 
 function setFeatured(item, featured) {
@@ -176,6 +195,7 @@ export class CommentList {
       const replies = parent?.querySelector(':scope > [data-live="replies"]');
       if (!replies) return false; // its thread is not on this page
       replies.append(item);
+      if (item.dataset.pending !== "true") bumpReplies(parent, 1);
       return true;
     }
     this.list.append(item);
@@ -201,7 +221,11 @@ export class CommentList {
   }
 
   remove(id) {
-    this.find(id)?.remove();
+    const item = this.find(id);
+    if (item?.classList.contains("comment--reply")) {
+      bumpReplies(item.parentElement?.closest("[data-comment-id]"), -1);
+    }
+    item?.remove();
   }
 
   /** `comment.updated`: featured comments move to the top, unfeatured ones back in order. */

@@ -59,6 +59,8 @@ async def test_replies_and_featured_comments_reach_every_open_page_live(
     assert response.json()["reply_to"] == first["id"]
     replies = reader.locator(f'[data-comment-id="{first["id"]}"] [data-live="replies"] .comment')
     await expect(replies).to_have_count(2, timeout=ONE_SECOND_MS)
+    count = reader.locator(f'[data-comment-id="{first["id"]}"] [data-live="reply-count"]').first
+    await expect(count).to_have_text("2 replies")
     # Featuring the first thread moves it to the top on every page, live.
     top = reader.locator('[data-live="comments"] > .comment').first
     await expect(top).to_have_attribute("data-comment-id", first["id"])
