@@ -260,7 +260,7 @@ class Comments:
         else:
             await self._redis.zadd(k.comment_replies(slug, comment.reply_to), {comment.id: score})
         await self._tell_desk(comment)
-        await self._announce_count(slug)
+        await self._announce_count(slug, source)
 
     async def approve(self, slug: str, comment_id: str, source: str) -> Comment:
         """Publish a pending comment now, as ``comment.created``."""
@@ -328,7 +328,7 @@ class Comments:
                 reply = await self.visible(slug, reply_id)
                 if reply is not None:
                     await self._hide_visible(reply, source)
-        await self._announce_count(slug)
+        await self._announce_count(slug, source)
         await self._notify_desk("queue", {"hidden": desk_ref(slug, comment_id)})
         return current
 
@@ -368,13 +368,12 @@ class Comments:
         await self._notify_desk("queue", {"hidden": desk_ref(slug, pending.id)})
         return pending
 
-    async def _announce_count(self, slug: str) -> None:
+    async def _announce_count(self, slug: str, source: str) -> None:
         """A ``comments.count`` event on ``article:<slug>`` with the count now."""
         count = await self.count(slug)
         topic = events.article_topic(slug)
         await self._log.append(topic, events.COMMENTS_COUNT, {"article": slug, "count": count})
-        self._stats.published[events.COMMENTS_COUNT, "api"] += 1
-        await self._notify_desk("count", {"article": slug, "count": count})
+        self._stats.published[events.COMMENTS_COUNT, source] += 1
 
     async def _tell_desk(self, comment: Comment) -> None:
         """Index the comment among the latest of all articles, and show it to open editor

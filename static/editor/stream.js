@@ -8,7 +8,7 @@
 import { backoffDelay } from "../live/connection.js";
 import { showSignedOut } from "./common.js";
 
-const RECORDS = ["hello", "readers", "comment.created", "credit", "signed-out", "queue", "count"];
+const RECORDS = ["hello", "readers", "comment.created", "credit", "signed-out", "queue"];
 
 export class DeskStream extends EventTarget {
   constructor(path = "/editor/live") {
