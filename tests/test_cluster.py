@@ -132,3 +132,21 @@ async def test_ingest_works_on_a_cluster(live_server: LiveServer, cluster: Redis
 async def test_the_hub_is_ready_on_every_master(live_server: LiveServer, api) -> None:
     ready = await api.get("/readyz")
     assert ready.status_code == 200, ready.text
+
+
+async def test_threads_reports_and_counts_work_on_a_cluster(live_server: LiveServer, api) -> None:
+    body = {"title": "t", "summary": "s", "body": ["p"]}
+    assert (await api.put("/api/articles/threads", json=body, headers=auth("t"))).status_code == 201
+    base = "/api/articles/threads/comments"
+    top = (await api.post(base, json={"author": "A", "text": "top"})).json()
+    reply = await api.post(base, json={"author": "B", "text": "re", "reply_to": top["id"]})
+    assert reply.status_code == 201
+    listing = (await api.get(base)).json()
+    assert [r["id"] for r in listing["items"][0]["replies"]] == [reply.json()["id"]]
+    report = await api.post(f"{base}/{top['id']}/reports", json={"reason": "spam"})
+    assert report.status_code == 202
+    queue = await api.get("/api/moderation?state=reported", headers=auth("t"))
+    assert [i["id"] for i in queue.json()["items"]] == [top["id"]]
+    featured = await api.post(f"{base}/{top['id']}/feature", headers=auth("t"))
+    assert featured.status_code == 200
+    assert (await api.get("/api/articles/threads")).json()["comment_count"] == 2
