@@ -131,6 +131,7 @@ function start(config) {
         if (element.dataset.commentCount === data.article) {
           const words = commentCountText(data.count);
           element.textContent = element.classList.contains("brief__comments") ? `· ${words}` : words;
+          element.hidden = false;
         }
       }
     },

@@ -65,6 +65,16 @@ function fillBrief(item, brief) {
   text.textContent = brief.text;
   if (brief.article) text.href = articleHref(brief.article);
   body.append(text);
+  if (brief.article) {
+    // The linked article's comment count: filled in from the page, then by comments.count.
+    const count = document.createElement("span");
+    count.className = "brief__comments";
+    count.dataset.commentCount = brief.article;
+    const known = document.querySelector(`.brief__comments[data-comment-count="${CSS.escape(brief.article)}"]:not([hidden])`);
+    if (known) count.textContent = known.textContent;
+    else count.hidden = true;
+    body.append(" ", count);
+  }
   if (brief.updated_at && brief.updated_at !== brief.published_at) {
     const mark = document.createElement("span");
     mark.className = "brief__updated";

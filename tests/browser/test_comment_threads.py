@@ -125,6 +125,13 @@ async def test_front_page_lists_articles_and_counts_change_live(
     await newsroom.comment(SLUG, "Fay", "First!")
     await expect(counts.first).to_have_text("1 comment", timeout=ONE_SECOND_MS)
     await expect(counts.nth(1)).to_have_text("· 1 comment")
+    # A brief published now, linked to the article, shows and follows the count too.
+    fresh = await newsroom.publish("Talks resume tomorrow.", article=SLUG)
+    fresh_count = page.locator(f'[data-brief-id="{fresh["id"]}"] [data-comment-count="{SLUG}"]')
+    await expect(fresh_count).to_have_text("· 1 comment")
+    await newsroom.comment(SLUG, "Gus", "Second!")
+    await expect(fresh_count).to_have_text("· 2 comments", timeout=ONE_SECOND_MS)
+    await expect(counts.first).to_have_text("2 comments")
 
 
 async def test_show_older_comments_pages_through_threads_with_and_without_javascript(
