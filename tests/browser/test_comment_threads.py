@@ -9,6 +9,7 @@ from playwright.async_api import Page, expect
 
 from livefeed.settings import Settings
 from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.browser.test_live_connection import NO_WEBSOCKET
 from tests.helpers import FACTOR, auth
 
 SLUG = "xi-putin-talks"
@@ -40,8 +41,11 @@ async def test_replies_and_featured_comments_reach_every_open_page_live(
     second = await newsroom.comment(SLUG, "Ben", "The second thread.")
     writer = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
     reader = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    # A third reader on Server-Sent Events: the new event types reach it as well.
+    sse = (await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)).page
     await wait_live(writer)
     await wait_live(reader)
+    await wait_live(sse)
     # Reply from the first page: the form carries reply_to.
     await comment(writer, first["id"]).get_by_role("link", name="Reply").click()
     await expect(writer.locator('[data-live="replying"]')).to_contain_text("Anna")
@@ -68,10 +72,12 @@ async def test_replies_and_featured_comments_reach_every_open_page_live(
         f"/api/articles/{SLUG}/comments/{second['id']}/feature", headers=auth(newsroom.token)
     )
     assert featured.status_code == 200
-    for page in (reader, writer):
+    for page in (reader, writer, sse):
         top = page.locator('[data-live="comments"] > .comment').first
         await expect(top).to_have_attribute("data-comment-id", second["id"], timeout=ONE_SECOND_MS)
         await expect(top.locator('[data-live="featured-badge"]')).to_have_text("Featured")
+        await expect(page.locator('[data-live="comment-count"]')).to_have_text("4 comments")
+    assert await sse.locator('[data-live="status"]').get_attribute("data-transport") == "sse"
 
 
 async def test_a_pending_comment_shows_only_to_its_author_until_approved(
