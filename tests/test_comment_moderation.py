@@ -326,6 +326,8 @@ async def test_featured_comments_are_pinned_live(
         event = await recv_json(ws)
         assert event["type"] == "comment.updated" and event["data"]["featured"] is False
     assert (await listing(api))["featured"] == []
+    reply = await post(api, "a reply", reply_to=old["id"])
+    assert_error(await act(api, live_server.token, reply["id"], "feature"), 422)
 
 
 # -- live counts, and the queue across processes ------------------------------------------

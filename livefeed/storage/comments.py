@@ -286,6 +286,9 @@ class Comments:
         current = await self.visible(slug, comment_id)
         if current is None:
             raise NotFound(f"no visible comment {comment_id!r} on {slug!r}")
+        if current.reply_to is not None and featured:
+            # A pinned reply would leave its thread: feature the thread's comment instead.
+            raise InvalidInput("only top-level comments can be featured, not replies")
         comment = replace(current, featured=featured)
         k = self._keys
         change = Change(
