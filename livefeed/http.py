@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -13,31 +13,75 @@ from livefeed.errors import BadJSON, InvalidInput, PayloadTooLarge
 
 
 def client_address(connection: HTTPConnection) -> str:
-    """The address a request came from, used for per-client limits.
+    """The address a request came from, used for per-client limits (SPEC "Client addresses").
 
-    ``X-Forwarded-For`` is believed only when the peer is one of the configured trusted
-    proxies, and then only as far back as the proxies go: the client is the right-most
-    address that is not a trusted proxy (anything left of it could be forged).
+    The TCP peer, unless the peer is one of ``LIVEFEED_TRUSTED_PROXIES``: then the client is
+    the right-most ``X-Forwarded-For`` (else ``Forwarded: for=``) address that is not itself
+    a trusted proxy (anything left of it could be forged by the client). IPv6 clients are
+    counted per /64, which is what one household or one host usually gets.
     """
     peer = connection.client.host if connection.client else "unknown"
     trusted = _trusted(connection)
-    if not trusted or not _is_in(peer, trusted):
-        return peer
-    hops = [h.strip() for h in connection.headers.get("x-forwarded-for", "").split(",")]
-    for hop in reversed([h for h in hops if h]):
+    if not _is_in(peer, trusted):
+        return _per_client(peer)
+    for hop in reversed(_forwarded_for(connection)):
         if not _is_in(hop, trusted):
-            return hop
-    return peer
+            return _per_client(hop)
+    return _per_client(peer)
 
 
 def is_https(connection: HTTPConnection) -> bool:
     """True when the browser talks HTTPS to us (directly, or to a trusted proxy)."""
     if connection.url.scheme in {"https", "wss"}:
         return True
-    trusted = _trusted(connection)
     peer = connection.client.host if connection.client else ""
-    forwarded = connection.headers.get("x-forwarded-proto", "")
-    return bool(trusted) and _is_in(peer, trusted) and forwarded.split(",")[0].strip() == "https"
+    if not _is_in(peer, _trusted(connection)):
+        return False
+    header = connection.headers.get("x-forwarded-proto")
+    # The first value is what the outermost proxy saw: the browser's own scheme.
+    protos = header.split(",") if header is not None else _forwarded_params(connection, "proto")
+    return bool(protos) and protos[0].strip().lower() == "https"
+
+
+def _forwarded_for(connection: HTTPConnection) -> list[str]:
+    """The hops a trusted proxy reported, nearest last: X-Forwarded-For, else Forwarded."""
+    header = connection.headers.get("x-forwarded-for")
+    if header is not None:
+        return [hop.strip() for hop in header.split(",") if hop.strip()]
+    hops = []
+    for node in _forwarded_params(connection, "for"):
+        # RFC 7239 nodes: 192.0.2.1, "192.0.2.1:4711", "[2001:db8::1]:4711", unknown, _hidden
+        if node.startswith("["):
+            node = node[1 : node.find("]")] if "]" in node else ""
+        elif node.count(":") == 1:
+            node = node.split(":")[0]
+        hops.append(node)
+    return hops
+
+
+def _forwarded_params(connection: HTTPConnection, name: str) -> list[str]:
+    """Every value of ``name`` in the ``Forwarded`` header(s), in order."""
+    values = []
+    for header in connection.headers.getlist("forwarded"):
+        for element in header.split(","):
+            for pair in element.split(";"):
+                key, _, value = pair.strip().partition("=")
+                if key.lower() == name:
+                    values.append(value.strip().strip('"'))
+    return values
+
+
+def _per_client(address: str) -> str:
+    """One key per client: IPv4 as is, IPv6 as its /64 (IPv4-mapped IPv6 as the IPv4)."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _trusted(connection: HTTPConnection) -> tuple[IPv4Network | IPv6Network, ...]:
@@ -47,10 +91,14 @@ def _trusted(connection: HTTPConnection) -> tuple[IPv4Network | IPv6Network, ...
 
 
 def _is_in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    if not networks:
+        return False
     try:
         ip = ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
 
 

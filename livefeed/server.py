@@ -38,6 +38,9 @@ def server_config(
         log_config=None,  # livefeed configures logging (plain or JSON)
         access_log=False,  # livefeed logs each request itself, with a request id
         server_header=False,
+        # One mechanism for client addresses, livefeed's own (http.client_address): uvicorn's
+        # would believe X-Forwarded-For / -Proto from loopback whatever TRUSTED_PROXIES says.
+        proxy_headers=False,
         **extra,
     )
 

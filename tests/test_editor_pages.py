@@ -4,11 +4,13 @@ session cookie, CSRF, lockout, and every desk form."""
 from __future__ import annotations
 
 import re
+from ipaddress import ip_network
 
 import httpx
 import pytest
 
 from livefeed import limits
+from livefeed.settings import Settings
 from tests.conftest import LiveServer
 from tests.editor_support import PASSWORD, EditorBrowser, add_editor, form_csrf, signed_in
 from tests.helpers import auth
@@ -56,9 +58,18 @@ async def test_sign_in_sets_a_safe_session_cookie_and_opens_the_desk(
         assert "frame-ancestors 'none'" in desk.headers["content-security-policy"]
 
 
-async def test_cookie_is_secure_behind_https(live_server: LiveServer) -> None:
+async def test_cookie_is_secure_behind_https(settings: Settings) -> None:
+    # The proxy (loopback here) must be trusted for its X-Forwarded-Proto to count.
+    live_server = LiveServer(settings.with_(trusted_proxies=(ip_network("127.0.0.1/32"),)))
+    await live_server.start()
+    try:
+        await _secure_sign_in(live_server)
+    finally:
+        await live_server.stop()
+
+
+async def _secure_sign_in(live_server: LiveServer) -> None:
     await add_editor(live_server, "alice")
-    # uvicorn takes the scheme from X-Forwarded-Proto when the proxy is trusted (loopback).
     https = {"X-Forwarded-Proto": "https"}
     async with httpx.AsyncClient(base_url=live_server.url, headers=https) as client:
         page = await client.get("/editor/login")

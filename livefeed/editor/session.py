@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from livefeed import errors, limits
 from livefeed.errors import Forbidden, Unauthorized
-from livefeed.http import is_allowed_origin
+from livefeed.http import is_allowed_origin, is_https
 from livefeed.storage.editors import OPERATOR, Editors
 from livefeed.storage.sessions import Session, Sessions
 
@@ -127,10 +127,6 @@ async def require_writer(request: Request, form: dict[str, str]) -> SignedIn:
             code=errors.CSRF_FAILED,
         )
     return found
-
-
-def is_https(request: Request) -> bool:
-    return request.url.scheme in {"https", "wss"}
 
 
 def _set(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
