@@ -26,7 +26,7 @@ from livefeed.guard import Guard
 from livefeed.hub import Hub
 from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
-from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
+from livefeed.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
 from livefeed.readers import Readers
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
@@ -127,6 +127,11 @@ def create_app(settings: Settings) -> Starlette:
         state.readers = Readers(settings.drain_seconds)
         state.stats = stats
         state.metrics_registry = registry_for(state)
+        metrics_listener = None
+        if settings.metrics_port is not None:
+            metrics_listener = MetricsListener(
+                settings.host, settings.metrics_port, state.metrics_registry, settings.metrics_token
+            )
         # The editors' desk: accounts, sessions, credited writes, its live notices, readers.
         state.desk, state.desk_feed = Desk(redis, keys, content), DeskFeed()
         state.moderation = Moderation(redis, keys, content.comments, settings.report_rate)
@@ -146,8 +151,12 @@ def create_app(settings: Settings) -> Starlette:
                 added = await load_demo(content)
                 logger.info("demo content loaded (%d new briefs)", added)
             ingest.start()
+            if metrics_listener is not None:
+                await metrics_listener.start()
             yield
         finally:
+            if metrics_listener is not None:
+                await _bounded("metrics listener", metrics_listener.stop())
             await state.readers.drain()  # bounded by the drain window itself
             await _bounded("presence", state.presence.stop())
             await _bounded("ingest", ingest.stop())

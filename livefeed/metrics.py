@@ -1,13 +1,20 @@
 """``/metrics`` in Prometheus text format, and the HTTP middleware that counts and logs requests.
 
 Everything here is read from plain counters (``stats.py``) and live state (readers, hub,
-ingest) when Prometheus scrapes, so serving readers pays nothing for it. With several
-worker processes each process is scraped on its own (its own ``/metrics``).
+ingest) when Prometheus scrapes, so serving readers pays nothing for it.
+
+With ``LIVEFEED_METRICS_PORT`` set, ``/metrics`` leaves the public listener (a load balancer
+in front never exposes it) and is served on that internal port by ``MetricsListener``;
+with ``--workers N`` worker ``i`` (0-based) serves its own on ``METRICS_PORT + i``, so every
+scrape reads one process's counters, never a random one's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -139,15 +146,87 @@ def registry_for(state: Any) -> CollectorRegistry:
     return registry
 
 
+def _authorized(authorization: str, token: str | None) -> bool:
+    if token is None:
+        return True
+    given = authorization.removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+_UNAUTHORIZED = errors.Unauthorized("metrics need Authorization: Bearer <metrics token>")
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    token: str | None = request.app.state.settings.metrics_token
-    if token is not None:
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            error = errors.Unauthorized("metrics need Authorization: Bearer <metrics token>")
-            return JSONResponse(error.to_json(), status_code=401)
+    settings = request.app.state.settings
+    if settings.metrics_port is not None:  # served on the internal port only
+        raise errors.NotFound("no such route")
+    if not _authorized(request.headers.get("authorization", ""), settings.metrics_token):
+        return JSONResponse(_UNAUTHORIZED.to_json(), status_code=401)
     body = generate_latest(request.app.state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+class MetricsListener:
+    """``GET /metrics`` on an internal port: one request per connection, bounded reads."""
+
+    _HEAD_MAX = 8 * 1024
+    _READ_TIMEOUT = 5.0
+
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry, token: str | None
+    ) -> None:
+        self._host, self._port = host, port
+        self._registry, self._token = registry, token
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._answer, self._host, self._port, limit=self._HEAD_MAX
+        )
+        logger.info("metrics on http://%s:%d/metrics", self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self._READ_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+            status, body, media = self._respond(head.decode("latin-1"))
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {media}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a client that went away or sent junk gets nothing more
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _respond(self, head: str) -> tuple[str, bytes, str]:
+        request_line, *header_lines = head.split("\r\n")
+        method, _, rest = request_line.partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        if method not in ("GET", "HEAD") or path != "/metrics":
+            return "404 Not Found", b'{"error":"not_found"}', "application/json"
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if not _authorized(headers.get("authorization", ""), self._token):
+            return (
+                "401 Unauthorized",
+                json.dumps(_UNAUTHORIZED.to_json()).encode(),
+                "application/json",
+            )
+        body = generate_latest(self._registry)
+        return "200 OK", b"" if method == "HEAD" else body, CONTENT_TYPE
 
 
 class RequestLog:

@@ -6,7 +6,9 @@ wheel maps them into it (``livefeed/templates``). This module alone knows both l
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from functools import cache
 from pathlib import Path
 
@@ -23,23 +25,35 @@ def _find(name: str) -> Path:
 TEMPLATES_DIR = _find("templates")
 STATIC_DIR = _find("static")
 
-# Modules under live/ import each other by plain relative URLs, so the version of the
-# entry point must change whenever any of them changes.
-_BUNDLES = {"live/main.js": "live"}
-
 
 @cache
 def asset_version(name: str) -> str:
-    """A short content hash of ``static/<name>`` (and the modules it imports), computed once."""
-    digest = hashlib.sha256()
-    bundle = _BUNDLES.get(name)
-    files = sorted((STATIC_DIR / bundle).rglob("*.js")) if bundle else [STATIC_DIR / name]
-    for path in files:
-        digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """A short content hash of ``static/<name>``, computed once per process."""
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
 
 
 def asset_url(name: str) -> str:
     """The URL of a static asset, carrying its content hash so it can be cached forever."""
     return f"/static/{name}?v={asset_version(name)}"
+
+
+@cache
+def import_map() -> str:
+    """The pages' import map: every JS module's plain URL mapped to its versioned one.
+
+    Modules import each other by plain relative URLs (``./render.js``); the browser
+    resolves those to ``/static/live/render.js`` and this map turns that into the URL with
+    the module's own content hash. A page therefore runs exactly the modules of the
+    deploy that rendered it, each cacheable for good, and a deploy that changes one module
+    changes one URL.
+    """
+    modules = sorted(p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*.js"))
+    imports = {f"/static/{name}": asset_url(name) for name in modules}
+    return json.dumps({"imports": imports}, separators=(",", ":"), sort_keys=True)
+
+
+@cache
+def script_src() -> str:
+    """CSP ``script-src``: our own files, and the inline import map by its hash."""
+    digest = base64.b64encode(hashlib.sha256(import_map().encode()).digest()).decode()
+    return f"'self' 'sha256-{digest}'"

@@ -97,6 +97,10 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
+def _optional_port(text: str) -> int | None:
+    return _port(text) if text.strip() else None
+
+
 def _optional(text: str) -> str | None:
     return text or None
 
@@ -170,7 +174,8 @@ SETTINGS: tuple[Setting, ...] = (
         "trusted_proxies",
         "",
         "Comma-separated addresses or networks (CIDR) of reverse proxies whose "
-        "X-Forwarded-For / X-Forwarded-Proto are believed. Empty: none.",
+        "X-Forwarded-For / X-Forwarded-Proto / Forwarded are believed. Empty: none, "
+        "loopback included.",
         _networks,
     ),
     Setting(
@@ -221,6 +226,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
     Setting("log_format", "plain", "Log lines: plain (for a terminal) or json.", _log_format),
     Setting(
+        "metrics_port",
+        "",
+        "Serve /metrics on this internal port instead of the public one (with --workers N, "
+        "worker i on METRICS_PORT+i). Empty: on the public port.",
+        _optional_port,
+    ),
+    Setting(
         "metrics_token",
         "",
         "If set, /metrics needs Authorization: Bearer <this token>.",
@@ -257,6 +269,7 @@ class Settings:
     demo: bool = False
     log_level: str = "info"
     log_format: str = "plain"
+    metrics_port: int | None = None
     metrics_token: str | None = None
 
     @classmethod

@@ -46,5 +46,6 @@ def environment(filters: dict[str, Callable[..., Any]] | None = None) -> jinja2.
     env.filters["datetime"] = long_datetime
     env.filters.update(filters or {})
     env.globals["asset_url"] = paths.asset_url
+    env.globals["import_map"] = paths.import_map
     env.globals["limits"] = limits
     return env

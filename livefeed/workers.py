@@ -34,7 +34,13 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _work(sock: socket.socket, host: str, port: int, drain_seconds: float, log_level: str) -> None:
+def _work(
+    sock: socket.socket, host: str, port: int, drain_seconds: float, log_level: str, index: int
+) -> None:
+    metrics_port = os.environ.get("LIVEFEED_METRICS_PORT", "").strip()
+    if metrics_port:
+        # Each worker keeps its own counters: each is scraped on its own port.
+        os.environ["LIVEFEED_METRICS_PORT"] = str(int(metrics_port) + index)
     config = server_config(
         "livefeed.app:app_from_environment",
         host,
@@ -52,9 +58,9 @@ def run_workers(host: str, port: int, drain_seconds: float, workers: int, log_le
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
-    def start() -> BaseProcess:
+    def start(index: int) -> BaseProcess:
         process = context.Process(
-            target=_work, args=(sock, host, port, drain_seconds, log_level), daemon=False
+            target=_work, args=(sock, host, port, drain_seconds, log_level, index), daemon=False
         )
         process.start()
         logger.info("started worker pid %s", process.pid)
@@ -64,7 +70,7 @@ def run_workers(host: str, port: int, drain_seconds: float, workers: int, log_le
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    processes = [start() for _ in range(workers)]
+    processes = [start(index) for index in range(workers)]
     logger.info("livefeed running on http://%s:%d with %d workers", host, port, workers)
     try:
         while not stopping.wait(_CHECK_INTERVAL):
@@ -74,7 +80,7 @@ def run_workers(host: str, port: int, drain_seconds: float, workers: int, log_le
                         "worker pid %s exited (%s); restarting", process.pid, process.exitcode
                     )
                     time.sleep(_RESTART_BACKOFF)
-                    processes[index] = start()
+                    processes[index] = start(index)
     finally:
         for process in processes:
             if process.is_alive() and process.pid is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import TIMEOUT, auth, recv_json, subscribe, wait_for
+from tests.helpers import TIMEOUT, auth, free_port, recv_json, subscribe, wait_for
 
 
 async def scrape(api: httpx.AsyncClient, **headers: str) -> dict[tuple[str, tuple], float]:
@@ -193,3 +194,73 @@ def test_the_dashboard_only_charts_metrics_livefeed_exports() -> None:
         )
     compose = (root / "docker-compose.yml").read_text()
     assert 'profiles: ["monitoring"]' in compose and "deploy/prometheus.yml" in compose
+
+
+def _free_ports(count: int) -> int:
+    """A base port with ``count`` free ports from it (workers take METRICS_PORT + i)."""
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no run of free ports")
+
+
+async def test_workers_are_scraped_each_on_its_own_port_and_sum_to_the_whole_server(
+    livefeed_process, redis_server: RedisServer, prefix: str
+) -> None:
+    base = _free_ports(2)
+    env = {
+        "LIVEFEED_REDIS_URL": redis_server.url,
+        "LIVEFEED_REDIS_PREFIX": prefix,
+        "LIVEFEED_EDITOR_TOKEN": "t",
+        "LIVEFEED_METRICS_PORT": str(base),
+        "LIVEFEED_DRAIN_SECONDS": "0.2",
+    }
+    server = await livefeed_process(["--workers", "2"], env)
+    scrapes = [f"http://127.0.0.1:{base + i}/metrics" for i in range(2)]
+
+    async def per_worker(api: httpx.AsyncClient) -> list[float]:
+        counts = []
+        for url in scrapes:
+            response = await api.get(url)
+            assert response.status_code == 200, response.text
+            samples = {}
+            for family in text_string_to_metric_families(response.text):
+                for sample in family.samples:
+                    samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+            counts.append(
+                value(samples, "livefeed_http_requests_total", route="/api/briefs", status="200")
+            )
+        return counts
+
+    async with httpx.AsyncClient(timeout=TIMEOUT) as api:
+        await wait_for(lambda: _all_listening(base, 2), what="both workers' metrics ports")
+        # The public port no longer answers /metrics: a load balancer cannot expose it.
+        assert (await api.get(server.url + "/metrics")).status_code == 404
+        for _ in range(40):
+            api_request = await api.get(server.url + "/api/briefs", headers={"Connection": "close"})
+            assert api_request.status_code == 200
+        first = await per_worker(api)
+        assert sum(first) == 40
+        for _ in range(20):
+            api_request = await api.get(server.url + "/api/briefs", headers={"Connection": "close"})
+            assert api_request.status_code == 200
+        second = await per_worker(api)
+        assert sum(second) == 60
+        assert all(b >= a for a, b in zip(first, second, strict=True)), (first, second)
+
+
+def _all_listening(base: int, count: int) -> bool:
+    for port in range(base, base + count):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return False
+    return True

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from livefeed import limits
+from livefeed import limits, paths
 from livefeed.editor.session import SignedIn, signed_in
 from livefeed.errors import LivefeedError, RateLimited, Unauthorized, Unavailable
 from livefeed.http import read_body
@@ -22,7 +22,7 @@ from livefeed.storage.desk import Activity
 from livefeed.templating import environment
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    f"default-src 'self'; script-src {paths.script_src()}; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 HEADERS = {
