@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livefeed import errors, limits
@@ -134,10 +135,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
         return
     stats: Stats = state.stats
-    await websocket.accept()
     if readers.going_away.is_set():
-        await websocket.close(CloseCode.GOING_AWAY)  # reconnect now, to another server
+        await _refuse_while_draining(websocket)
         return
+    await websocket.accept()
     subscription = Subscription(hub, log)
     with readers.connected(WS):
         reason = await _serve(websocket, subscription, stats, readers)
@@ -146,6 +147,19 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             stats.slow_disconnects[WS] += 1
         logger.debug("reader left (%s, close code %s)", reason, code)
         await _close(websocket, code)
+
+
+async def _refuse_while_draining(websocket: WebSocket) -> None:
+    """A handshake reaching a draining server: 503 before the upgrade, so a load balancer
+    (nginx ``proxy_next_upstream http_503``) passes it to another server and keeps away
+    from this one, instead of a reconnect landing here again and again until it stops."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        error = errors.Unavailable("server is restarting, reconnect")
+        response = JSONResponse(error.to_json(), status_code=503, headers={"Retry-After": "1"})
+        await websocket.send_denial_response(response)
+        return
+    await websocket.accept()
+    await websocket.close(CloseCode.GOING_AWAY)  # reconnect now, to another server
 
 
 async def _serve(
