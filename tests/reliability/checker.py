@@ -77,8 +77,11 @@ class Checker:
         *,
         name: str = "reader",
         keep_data: bool = False,
+        connect_options: dict[str, Any] | None = None,
     ) -> None:
         self.urls = list(urls)
+        # Passed to websockets.connect, e.g. local_addr=("127.0.0.7", 0) for a source address.
+        self.connect_options = dict(connect_options or {})
         self.topics = list(topics)
         self.name = name
         self.keep_data = keep_data
@@ -117,7 +120,9 @@ class Checker:
             url = self.urls[turn % len(self.urls)]
             code: int | None = None
             try:
-                ws = await websockets.connect(url, open_timeout=TIMEOUT, close_timeout=1)
+                ws = await websockets.connect(
+                    url, open_timeout=TIMEOUT, close_timeout=1, **self.connect_options
+                )
             except (OSError, InvalidHandshake, TimeoutError):
                 self.failed_connects += 1
                 turn += 1  # that server is not there: try the next one
