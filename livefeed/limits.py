@@ -85,6 +85,9 @@ DESK_STREAM_QUEUE = 256  # notices waiting for one editor's live stream; past it
 PRESENCE_INTERVAL = 5.0  # seconds between reports of a process's reader counts
 PRESENCE_STALE = 3 * PRESENCE_INTERVAL  # a process that has not reported this long is gone
 
+# Redis server.
+REDIS_MIN_VERSION = (7, 0)  # EXPIRE ... NX, SPUBLISH/SSUBSCRIBE; checked at start
+
 # Server.
 HTTP_KEEPALIVE_TIMEOUT = 5
 SHUTDOWN_STEP = 3.0  # seconds each shutdown step (after the drain) may take, whatever Redis does

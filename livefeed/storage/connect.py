@@ -108,4 +108,33 @@ async def problem(redis: Client) -> str | None:
         return f"no answer within {limits.REDIS_CALL_TIMEOUT} s"
     except (RedisError, OSError) as exc:
         return f"cannot connect: {exc}"
+    try:
+        info = await asyncio.wait_for(redis.info("server"), limits.REDIS_CALL_TIMEOUT)
+    except NoPermissionError:
+        return None  # a user without INFO: the commands themselves will tell
+    except (RedisError, OSError, TimeoutError) as exc:
+        return f"cannot read the server version (INFO server): {exc}"
+    return version_problem(_versions(info))
+
+
+def _versions(info: dict[str, Any]) -> list[str]:
+    """``redis_version`` of a server's INFO, or of every node's (a cluster answers per node)."""
+    if "redis_version" in info:
+        return [str(info["redis_version"])]
+    return [str(v["redis_version"]) for v in info.values() if isinstance(v, dict)]
+
+
+def version_problem(versions: list[str]) -> str | None:
+    """Why servers of these ``redis_version`` values are too old for livefeed, or None."""
+    floor = ".".join(map(str, limits.REDIS_MIN_VERSION))
+    for version in versions:
+        try:
+            found = tuple(int(part) for part in version.split(".")[:2])
+        except ValueError:
+            return f"cannot tell the server version from {version!r}; livefeed needs >= {floor}"
+        if found < limits.REDIS_MIN_VERSION:
+            return (
+                f"Redis {version} is too old: livefeed needs Redis (or Valkey) >= {floor} "
+                "(EXPIRE ... NX, sharded pub/sub)"
+            )
     return None
