@@ -264,3 +264,29 @@ def _all_listening(base: int, count: int) -> bool:
             if sock.connect_ex(("127.0.0.1", port)) != 0:
                 return False
     return True
+
+
+async def test_metrics_port_serves_metrics_off_the_public_port(settings: Settings) -> None:
+    metrics_port = free_port()
+    server = LiveServer(settings.with_(metrics_port=metrics_port, metrics_token="scrape-me"))
+    await server.start()
+    internal = f"http://127.0.0.1:{metrics_port}"
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            public = await client.get(server.url + "/metrics", headers=auth("scrape-me"))
+            assert public.status_code == 404
+            assert (await client.get(internal + "/metrics")).status_code == 401
+            scraped = await client.get(internal + "/metrics", headers=auth("scrape-me"))
+            assert scraped.status_code == 200
+            assert "livefeed_connected_clients" in scraped.text
+            assert (await client.get(internal + "/", headers=auth("scrape-me"))).status_code == 404
+            # Junk on the internal port is dropped; the next scrape is answered.
+            reader, writer = await asyncio.open_connection("127.0.0.1", metrics_port)
+            writer.write(b"\x00\xff not http at all\r\n\r\n")
+            await writer.drain()
+            assert b"404" in await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+            again = await client.get(internal + "/metrics", headers=auth("scrape-me"))
+            assert again.status_code == 200
+    finally:
+        await server.stop()

@@ -177,3 +177,22 @@ async def test_live_connections_are_capped_per_address_not_per_balancer(stack: S
     finally:
         await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)
     print(f"[deploy] one address held {len(held)} readers over 3 replicas; the next got 429")
+
+
+async def test_101_readers_from_one_address_meet_the_default_cap_of_one_process(
+    stack: Stack,
+) -> None:
+    """The cap as configured (default 100 per address and process), met by the 101st."""
+    node = stack.nodes[0]
+    url = f"ws://127.0.0.1:{node.port}/ws"
+    held: list[Any] = []
+    try:
+        for _ in range(100):
+            held.append(
+                await websockets.connect(url, local_addr=("127.0.0.64", 0), open_timeout=TIMEOUT)
+            )
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(url, local_addr=("127.0.0.64", 0), open_timeout=TIMEOUT)
+        assert refused.value.response.status_code == 429
+    finally:
+        await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)
