@@ -129,9 +129,10 @@ async def test_600_readers_get_every_brief_once_in_order_through_a_rolling_resta
         for line in stack.nginx_log.read_text().splitlines()
         if "recv() failed" not in line and "Connection refused" not in line
     ]
-    print("\n".join(nginx_errors[-20:]))
-    print([(round(a.sent_at, 2), a.status) for a in publisher.answers if a.status != 201])
-    assert publisher.by_status() == {201: len(publisher.answers)}, publisher.failures()[:3]
+    assert publisher.by_status() == {201: len(publisher.answers)}, (
+        publisher.failures()[:3],
+        nginx_errors[-10:],
+    )
     lost = duplicated = 0
     for reader in readers:
         got = reader.ids["briefs"]
