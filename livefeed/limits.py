@@ -38,6 +38,9 @@ SSE_CURSOR_MAX = 2_048
 
 # Per-connection send queue: a reader this far behind is too slow (close 1013).
 SEND_QUEUE_BYTES = 1024 * 1024
+REPLAY_PAGE = 100  # stream entries read per step of a replay (it stops at the queue bound)
+SUBSCRIBES_MAX = 20  # subscribe/unsubscribe frames per connection ...
+SUBSCRIBES_WINDOW = 10.0  # ... within this many seconds; past it, `rate_limited` (a bad frame)
 
 # Redis.
 REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
