@@ -75,8 +75,12 @@ SESSION_IDLE = 12 * 3600  # seconds without a request before an editor signs in 
 SESSION_MAX = 7 * 24 * 3600  # seconds after sign-in, however active
 SESSION_TOUCH = 60  # seconds between idle-timer refreshes of one session
 LOGIN_WINDOW = 15 * 60  # failed sign-ins are counted per window of this many seconds ...
-LOGIN_FAILURES_PER_NAME = 5  # ... per account name (existing or not) ...
-LOGIN_FAILURES_PER_ADDRESS = 20  # ... and per client address; past either, sign-in waits
+LOGIN_FAILURES_PER_NAME = 5  # ... per (account name, address): past it, that address waits ...
+LOGIN_FAILURES_PER_ADDRESS = 20  # ... and per client address: past it, the address waits
+# Past LOGIN_FAILURES_PER_NAME attempts at one name from anywhere, each is slowed down by
+# this much more per attempt, up to the cap: never a lockout of the name.
+LOGIN_BACKOFF_STEP = 0.25  # seconds
+LOGIN_BACKOFF_MAX = 3.0  # seconds
 TOKENS_PER_EDITOR = 20
 DESK_BRIEFS = 50  # briefs on the desk
 DESK_COMMENTS = 100  # comments in the moderation view
