@@ -96,3 +96,5 @@ PRESENCE_STALE = 3 * PRESENCE_INTERVAL  # a process that has not reported this l
 HTTP_KEEPALIVE_TIMEOUT = 5
 SHUTDOWN_STEP = 3.0  # seconds each shutdown step (after the drain) may take, whatever Redis does
 HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)
+HTTP_HEADER_BYTES_MAX = 16 * 1024  # request line + headers; past it, 431 and close
+HTTP_BODY_TIMEOUT = 10.0  # a request body must have fully arrived this soon; else 408
