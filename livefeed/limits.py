@@ -97,4 +97,5 @@ HTTP_KEEPALIVE_TIMEOUT = 5
 SHUTDOWN_STEP = 3.0  # seconds each shutdown step (after the drain) may take, whatever Redis does
 HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)
 HTTP_HEADER_BYTES_MAX = 16 * 1024  # request line + headers; past it, 431 and close
+HTTP_LINGER = 2.0  # seconds a refused request's connection stays open to take its answer
 HTTP_BODY_TIMEOUT = 10.0  # a request body must have fully arrived this soon; else 408

@@ -94,9 +94,18 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
             return
         self._disarm()
-        if not self.transport.is_closing():
-            self.transport.write(_TOO_LARGE)
-            self.transport.close()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(_TOO_LARGE)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close: closing with the rest of the headers still arriving would reset
+        # the connection and the client might never read the answer. Send it, end our side,
+        # discard what still comes for a moment, then close.
+        transport.write_eof()
+        self.loop.call_later(limits.HTTP_LINGER, transport.close)
 
     def on_headers_complete(self) -> None:
         self._disarm()
