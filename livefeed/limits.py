@@ -38,7 +38,8 @@ SSE_CURSOR_MAX = 2_048
 
 # Per-connection send queue: a reader this far behind is too slow (close 1013).
 SEND_QUEUE_BYTES = 1024 * 1024
-REPLAY_PAGE = 100  # stream entries read per step of a replay (it stops at the queue bound)
+REPLAY_PAGE = 100  # stream entries read per step of a replay (it stops at the queue bound) ...
+REPLAY_PAGE_BYTES = 256 * 1024  # ... and bytes of frames per step (at least one entry)
 SUBSCRIBES_MAX = 20  # subscribe/unsubscribe frames per connection ...
 SUBSCRIBES_WINDOW = 10.0  # ... within this many seconds; past it, `rate_limited` (a bad frame)
 

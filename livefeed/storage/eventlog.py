@@ -172,11 +172,18 @@ class EventLog:
     async def read_page(
         self, topic: str, since: EventId, count: int = limits.REPLAY_PAGE
     ) -> Page | Gone:
-        """Up to ``count`` entries after ``since`` (fewer events if some are redacted)."""
+        """Up to ``count`` entries after ``since``, and about ``REPLAY_PAGE_BYTES`` of frames at
+        most (fewer events if some are redacted)."""
         k = self._keys
         reply = await self._read_since(
             keys=[k.log(topic), k.epoch(topic), k.redacted(topic)],
-            args=[since.epoch, since.sequence, count, no_history(topic)],
+            args=[
+                since.epoch,
+                since.sequence,
+                count,
+                no_history(topic),
+                limits.REPLAY_PAGE_BYTES,
+            ],
         )
         if reply[0] != "ok":
             return GONE

@@ -5,6 +5,7 @@
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] redactions (object id -> redacting entry id)
 -- ARGV[1] epoch of since   ARGV[2] <ms>-<seq> of since   ARGV[3] max entries (page size)
 -- ARGV[4] the epoch a reader is given while the topic has no history at all
+-- ARGV[5] max bytes of frames in the page (at least one entry is always returned)
 -- Returns {"ok", epoch, entries, last entry read ("" if none), more} or {"gone", epoch}.
 --
 -- `since` is servable only if it was issued in the current epoch and is still in the
@@ -37,9 +38,8 @@ else
   if #redis.call("XRANGE", KEYS[1], since, since) == 0 then return {"gone", epoch} end
   entries = redis.call("XRANGE", KEYS[1], "(" .. since, "+", "COUNT", count)
 end
-local last = entries[#entries] and entries[#entries][1] or ""
-local more = #entries == count and 1 or 0
-if redis.call("HLEN", KEYS[3]) == 0 then return {"ok", epoch, entries, last, more} end
+local budget = tonumber(ARGV[5])
+local check = redis.call("HLEN", KEYS[3]) > 0
 
 local function before(a, b)  -- stream ids "<ms>-<seq>": a < b
   local ams, aseq = string.match(a, "(%d+)-(%d+)")
@@ -48,23 +48,33 @@ local function before(a, b)  -- stream ids "<ms>-<seq>": a < b
   return ams < bms or (ams == bms and tonumber(aseq) < tonumber(bseq))
 end
 
-local kept = {}
-for _, entry in ipairs(entries) do
+local kept, last, size, more = {}, "", 0, #entries == count and 1 or 0
+for i, entry in ipairs(entries) do
   local fields, object, p, s = entry[2], nil, nil, nil
-  for i = 1, #fields, 2 do
-    if fields[i] == "o" then object = fields[i + 1]
-    elseif fields[i] == "p" then p = fields[i + 1]
-    elseif fields[i] == "s" then s = fields[i + 1] end
+  for j = 1, #fields, 2 do
+    if fields[j] == "o" then object = fields[j + 1]
+    elseif fields[j] == "p" then p = fields[j + 1]
+    elseif fields[j] == "s" then s = fields[j + 1] end
   end
-  if not object and p and s then
-    -- An entry written before entries named their object: read it from the frame.
-    local ok, frame = pcall(cjson.decode, p .. "x" .. s)
-    if ok and type(frame) == "table" and type(frame.data) == "table" then
-      object = frame.data.id
-      if type(object) ~= "string" then object = nil end
+  -- A page stops at its byte budget, so one step never sends more than about that much.
+  size = size + #(p or "") + #(s or "")
+  if i > 1 and size > budget then
+    more = 1
+    break
+  end
+  last = entry[1]
+  local redacted_at = false
+  if check then
+    if not object and p and s then
+      -- An entry written before entries named their object: read it from the frame.
+      local ok, frame = pcall(cjson.decode, p .. "x" .. s)
+      if ok and type(frame) == "table" and type(frame.data) == "table" then
+        object = frame.data.id
+        if type(object) ~= "string" then object = nil end
+      end
     end
+    redacted_at = object and redis.call("HGET", KEYS[3], object)
   end
-  local redacted_at = object and redis.call("HGET", KEYS[3], object)
   if not (redacted_at and before(entry[1], redacted_at)) then kept[#kept + 1] = entry end
 end
 return {"ok", epoch, kept, last, more}
