@@ -89,8 +89,9 @@ def _record(event_type: str, cursor: str | None, data: str) -> bytes:
     # Frames are compact JSON without raw newlines, but split anyway to keep SSE framing safe.
     # Only on the line ends SSE knows (\n, \r): str.splitlines() also splits on U+2028,
     # U+2029 and others that JSON carries raw, and would break the frame into invalid JSON.
-    text = data.replace("\r\n", "\n").replace("\r", "\n")
-    lines.extend(f"data: {line}" for line in text.split("\n"))
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
     return ("\n".join(lines) + "\n\n").encode()
 
 
