@@ -11,10 +11,12 @@ import json
 import httpx
 from redis.asyncio import Redis
 
-from livefeed.events import encode_cursor
+from livefeed import models
+from livefeed.events import BRIEF_PUBLISHED, BRIEFS, encode_cursor, frame_parts
+from livefeed.storage.keys import Keys
 from tests.conftest import LiveServer
 from tests.editor_support import signed_in
-from tests.helpers import wait_for
+from tests.helpers import auth, wait_for
 from tests.security.redaction import (
     SECRET_AUTHOR,
     SECRET_BRIEF,
@@ -123,3 +125,31 @@ async def test_ingest_re_sending_a_retracted_id_never_brings_the_text_back(
         room.kept_id,
         marker["id"],
     ]
+
+
+async def test_events_stored_before_the_upgrade_are_redacted_too(
+    live_server: LiveServer, api: httpx.AsyncClient
+) -> None:
+    """Stream entries written by the previous version do not name their object (no ``o``
+    field): a retraction must still leave them out of replays."""
+    keys = Keys(live_server.settings.redis_prefix)
+    brief = models.new_brief({"text": SECRET_BRIEF})
+    record = json.dumps(brief.to_json())
+    prefix, suffix = frame_parts(BRIEF_PUBLISHED, BRIEFS, brief.to_json())
+    redis = Redis.from_url(live_server.settings.redis_url, decode_responses=True)
+    try:
+        # What the old append script wrote: record, index, epoch, and an entry of p and s.
+        await redis.hset(keys.brief_items(), brief.id, record)
+        await redis.zadd(keys.brief_index(), {brief.id: models.time_ms(brief.published_at)})
+        await redis.set(keys.epoch(BRIEFS), "oldepoch")
+        entry = await redis.xadd(keys.log(BRIEFS), {"p": prefix, "s": suffix})
+    finally:
+        await redis.aclose()
+    legacy_event = f"oldepoch-{entry}"
+    assert (
+        await api.delete(f"/api/briefs/{brief.id}", headers=auth(live_server.token))
+    ).status_code == 204
+    for since in ("oldepoch-0-0", legacy_event):
+        frames = await ws_replay(live_server.ws_url, "briefs", since)
+        assert_no_secret(frames)
+        assert summary(frames) == [("brief.deleted", brief.id), ("subscribed", "True")]
