@@ -38,9 +38,10 @@ class _HeadersTooLarge(Exception):
     """Raised inside the parser's callbacks to stop it; answered with 431."""
 
 
+_TOO_LARGE_BODY = b"request line or headers too large"
 _TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
-    b"\r\ncontent-length: 31\r\nconnection: close\r\n\r\nrequest line or headers too large"
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
 )
 
 

@@ -63,6 +63,9 @@ async def test_oversize_request_line_or_headers_are_refused(
         head = b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n"
     answer, _ = await _raw_request(live_server.port, head)
     assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:80]
+    head_part, _, body = answer.partition(b"\r\n\r\n")
+    length = [h for h in head_part.lower().split(b"\r\n") if h.startswith(b"content-length:")]
+    assert length and int(length[0].split(b":")[1]) == len(body), answer  # a well-formed answer
     # A request with ordinary headers is still served.
     async with live_server.client() as client:
         assert (await client.get("/healthz", headers={"Cookie": "c" * 4000})).status_code == 200
