@@ -153,3 +153,26 @@ async def test_events_stored_before_the_upgrade_are_redacted_too(
         frames = await ws_replay(live_server.ws_url, "briefs", since)
         assert_no_secret(frames)
         assert summary(frames) == [("brief.deleted", brief.id), ("subscribed", "True")]
+
+
+async def test_a_hidden_comment_s_later_events_are_redacted_too(
+    live_server: LiveServer, api: httpx.AsyncClient
+) -> None:
+    """Redaction is about the object, not an event type: a featured comment's
+    ``comment.updated`` (text and author again) is left out once it is hidden."""
+    token = live_server.token
+    article = {"title": "Featured", "summary": "s", "body": ["p"]}
+    assert (
+        await api.put("/api/articles/feat", json=article, headers=auth(token))
+    ).status_code == 201
+    base = "/api/articles/feat/comments"
+    origin = (await api.get(base)).json()["last_event_id"]
+    posted = await api.post(base, json={"author": SECRET_AUTHOR, "text": SECRET_COMMENT})
+    comment = posted.json()["id"]
+    assert (await api.post(f"{base}/{comment}/feature", headers=auth(token))).status_code == 200
+    featured_at = (await api.get(base)).json()["last_event_id"]
+    assert (await api.delete(f"{base}/{comment}", headers=auth(token))).status_code == 204
+    for since in (origin, featured_at):
+        frames = await ws_replay(live_server.ws_url, "comments:feat", since)
+        assert_no_secret(frames)
+        assert summary(frames) == [("comment.deleted", comment), ("subscribed", "True")]
