@@ -9,6 +9,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from livefeed import __version__, newsroom
 from livefeed.logs import configure_logging
@@ -134,12 +135,7 @@ def serve(settings: Settings) -> int:
         else:
             logger.info("using Redis at %s", mask_url(settings.redis_url))
         if settings.editor_token is None:
-            settings = settings.with_(editor_token=secrets.token_urlsafe(24))
-            print(
-                f"livefeed: editor token for this run: {settings.editor_token}\n"
-                "          (set LIVEFEED_EDITOR_TOKEN to keep one across restarts)",
-                file=sys.stderr,
-            )
+            settings = settings.with_(editor_token=_new_operator_token(settings.data_dir))
         logger.info("settings: %s", settings.public())
         if settings.workers > 1:
             # One embedded Redis and one editor token for all workers, passed by env.
@@ -172,6 +168,31 @@ def serve(settings: Settings) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+OPERATOR_TOKEN_FILE = "editor-token"
+
+
+def _new_operator_token(data_dir: Path) -> str:
+    """A token for this run, written to ``<data dir>/editor-token`` (mode 0600) and shown on
+    the terminal only: output that is not a terminal (a container's log, a file) may be
+    read by others, so it gets the file's path instead of the token."""
+    token = secrets.token_urlsafe(24)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = data_dir / OPERATOR_TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # if the file was there already with a looser mode
+        os.write(fd, f"{token}\n".encode())
+    finally:
+        os.close(fd)
+    shown = token if sys.stderr.isatty() else f"in {path} (mode 0600)"
+    print(
+        f"livefeed: editor token for this run: {shown}\n"
+        "          (set LIVEFEED_EDITOR_TOKEN to keep one across restarts)",
+        file=sys.stderr,
+    )
+    return token
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -62,7 +62,9 @@ class ApiClient:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.token}")
+        # Unredirected: urllib copies ordinary headers onto a redirect, which would hand the
+        # token to whatever host the redirect names.
+        request.add_unredirected_header("Authorization", f"Bearer {self.token}")
         request.add_header("Accept", "application/json")
         request.add_header("User-Agent", f"livefeed-cli/{__version__}")
         if data is not None:

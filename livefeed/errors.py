@@ -34,6 +34,7 @@ FORBIDDEN = "forbidden"
 CSRF_FAILED = "csrf_failed"
 COMMENTS_CLOSED = "comments_closed"
 CONFLICT = "conflict"
+REQUEST_TIMEOUT = "request_timeout"
 
 
 class LivefeedError(Exception):
@@ -97,6 +98,13 @@ class PayloadTooLarge(LivefeedError):
     code = PAYLOAD_TOO_LARGE
     status = 413
     close_code = CloseCode.MESSAGE_TOO_BIG
+
+
+class RequestTimeout(LivefeedError):
+    """The request body did not arrive in time (a slow-body client holding a connection)."""
+
+    code = REQUEST_TIMEOUT
+    status = 408
 
 
 class RateLimited(LivefeedError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 
 from livefeed import limits
-from livefeed.errors import BadJSON, InvalidInput, PayloadTooLarge
+from livefeed.errors import BadJSON, InvalidInput, PayloadTooLarge, RequestTimeout
 
 
 def client_address(connection: HTTPConnection) -> str:
@@ -118,15 +119,20 @@ def is_allowed_origin(connection: HTTPConnection, allowed: tuple[str, ...]) -> b
 
 
 async def read_body(request: Request, limit: int = limits.HTTP_BODY_MAX) -> bytes:
-    """The request body, or PayloadTooLarge as soon as it passes ``limit`` bytes."""
+    """The request body, or PayloadTooLarge as soon as it passes ``limit`` bytes, or
+    RequestTimeout (408) when it has not fully arrived within ``HTTP_BODY_TIMEOUT``."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is over {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body is over {limit} bytes")
+    try:
+        async with asyncio.timeout(limits.HTTP_BODY_TIMEOUT):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"request body is over {limit} bytes")
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive in time") from None
     return bytes(body)
 
 

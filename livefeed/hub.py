@@ -31,7 +31,7 @@ from livefeed.events import Event, EventId, parse_live_message
 from livefeed.lifecycle import stop_tasks
 from livefeed.storage.channels import Channels
 from livefeed.storage.connect import Client
-from livefeed.storage.eventlog import GONE, EventLog, Gone
+from livefeed.storage.eventlog import GONE, EventLog, Gone, no_history
 from livefeed.storage.keys import Keys
 
 logger = logging.getLogger("livefeed.hub")
@@ -192,8 +192,14 @@ class Hub:
             return
         if topic.buffer is not None:
             topic.buffer.append(event)
-        elif prev == topic.cursor or not is_after(event.id, topic.cursor):
-            self._fan_out(topic, event)  # the next one, or one already delivered
+        elif (
+            prev == topic.cursor
+            or not is_after(event.id, topic.cursor)
+            or (prev.is_origin and topic.cursor.epoch == no_history(name))
+        ):
+            # The next one (or the first of a history that began after the cursor was
+            # read), or one already delivered.
+            self._fan_out(topic, event)
         else:
             # A gap: an event between our cursor and this one never reached us.
             logger.warning("gap in %s before %s: replaying from %s", name, event.id, topic.cursor)

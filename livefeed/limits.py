@@ -38,6 +38,10 @@ SSE_CURSOR_MAX = 2_048
 
 # Per-connection send queue: a reader this far behind is too slow (close 1013).
 SEND_QUEUE_BYTES = 1024 * 1024
+REPLAY_PAGE = 100  # stream entries read per step of a replay (it stops at the queue bound) ...
+REPLAY_PAGE_BYTES = 256 * 1024  # ... and bytes of frames per step (at least one entry)
+SUBSCRIBES_MAX = 20  # subscribe/unsubscribe frames per connection ...
+SUBSCRIBES_WINDOW = 10.0  # ... within this many seconds; past it, `rate_limited` (a bad frame)
 
 # Redis.
 REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
@@ -72,8 +76,12 @@ SESSION_IDLE = 12 * 3600  # seconds without a request before an editor signs in 
 SESSION_MAX = 7 * 24 * 3600  # seconds after sign-in, however active
 SESSION_TOUCH = 60  # seconds between idle-timer refreshes of one session
 LOGIN_WINDOW = 15 * 60  # failed sign-ins are counted per window of this many seconds ...
-LOGIN_FAILURES_PER_NAME = 5  # ... per account name (existing or not) ...
-LOGIN_FAILURES_PER_ADDRESS = 20  # ... and per client address; past either, sign-in waits
+LOGIN_FAILURES_PER_NAME = 5  # ... per (account name, address): past it, that address waits ...
+LOGIN_FAILURES_PER_ADDRESS = 20  # ... and per client address: past it, the address waits
+# Past LOGIN_FAILURES_PER_NAME attempts at one name from anywhere, each is slowed down by
+# this much more per attempt, up to the cap: never a lockout of the name.
+LOGIN_BACKOFF_STEP = 0.25  # seconds
+LOGIN_BACKOFF_MAX = 3.0  # seconds
 TOKENS_PER_EDITOR = 20
 DESK_BRIEFS = 50  # briefs on the desk
 DESK_COMMENTS = 100  # comments in the moderation view
@@ -92,3 +100,6 @@ REDIS_MIN_VERSION = (7, 0)  # EXPIRE ... NX, SPUBLISH/SSUBSCRIBE; checked at sta
 HTTP_KEEPALIVE_TIMEOUT = 5
 SHUTDOWN_STEP = 3.0  # seconds each shutdown step (after the drain) may take, whatever Redis does
 HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (slowloris)
+HTTP_HEADER_BYTES_MAX = 16 * 1024  # request line + headers; past it, 431 and close
+HTTP_LINGER = 2.0  # seconds a refused request's connection stays open to take its answer
+HTTP_BODY_TIMEOUT = 10.0  # a request body must have fully arrived this soon; else 408

@@ -63,7 +63,7 @@ def add_commands(commands: Any) -> None:
     verbs = editor.add_subparsers(dest="editor_command", required=True, metavar="VERB")
     for verb, text in (
         ("add", "create an account (asks for its password)"),
-        ("passwd", "set a new password (the editor's browsers must sign in again)"),
+        ("passwd", "set a new password (browsers sign in again, API tokens are revoked)"),
     ):
         parser = verbs.add_parser(verb, help=text)
         parser.add_argument("name")

@@ -4,7 +4,10 @@ HTTP: uvicorn waits forever for a request's headers (and for the first byte of a
 connection), so a client that trickles a header every few seconds (slowloris) holds a
 connection, and enough of them hold the server. Here each request must have sent its
 complete headers within ``limits.HTTP_HEADER_TIMEOUT`` seconds of its first byte (or of
-the connection opening), or the connection is closed.
+the connection opening), or the connection is closed. And uvicorn's httptools path puts no
+bound on the request line and headers (``h11_max_incomplete_event_size`` only applies to
+h11): here more than ``limits.HTTP_HEADER_BYTES_MAX`` bytes of them get a 431 and the
+connection is closed, before they are kept in memory.
 
 WebSocket: fan-out writes the same event to thousands of readers. Through ASGI each write
 is a coroutine chain per reader (Starlette, middleware wrappers, uvicorn's ``send``) and a
@@ -31,10 +34,24 @@ from websockets.http11 import Request
 from livefeed import limits
 
 
+class _HeadersTooLarge(Exception):
+    """Raised inside the parser's callbacks to stop it; answered with 431."""
+
+
+_TOO_LARGE_BODY = b"request line or headers too large"
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
+)
+
+
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that closes connections whose headers are too slow to arrive."""
+    """HttpToolsProtocol that closes connections whose headers are too slow to arrive or
+    too large."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+    _too_large = False
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -47,8 +64,49 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         if self._header_deadline is None:
             self._arm()  # the next request on a kept-alive connection
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, n: int) -> None:
+        # The parser hands over a long URL or header in pieces as they arrive, so this
+        # stops a 50 MiB URL after its first few kilobytes.
+        self._header_bytes += n
+        if self._header_bytes > limits.HTTP_HEADER_BYTES_MAX:
+            self._too_large = True
+            raise _HeadersTooLarge
+
+    def data_received(self, data: bytes) -> None:
+        if self._too_large:
+            return  # answered and closing: ignore what is still arriving
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers any error raised in a parser callback with a 400; ours is a 431.
+        if not self._too_large:
+            super().send_400_response(msg)
+            return
+        self._disarm()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(_TOO_LARGE)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close: closing with the rest of the headers still arriving would reset
+        # the connection and the client might never read the answer. Send it, end our side,
+        # discard what still comes for a moment, then close.
+        transport.write_eof()
+        self.loop.call_later(limits.HTTP_LINGER, transport.close)
 
     def on_headers_complete(self) -> None:
         self._disarm()

@@ -330,7 +330,15 @@ def settings_table() -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (and user) replaced, fit for logs and messages."""
+    """``url`` with its password (and user) replaced, fit for logs and messages.
+
+    Both places a Redis URL can carry a secret are masked: ``user:password@`` and the
+    ``?password=`` (and ``?username=``) query parameters, which redis-py accepts too.
+    """
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}***@{host}" if at and credentials else url
+    masked = f"{scheme}{sep}***@{host}" if at and credentials else url
+    return _SECRET_PARAM.sub(r"\1***", masked)
+
+
+_SECRET_PARAM = re.compile(r"([?&;](?:password|username|user|pass)=)[^&;#]*", re.IGNORECASE)

@@ -106,7 +106,7 @@ class Subscription:
         try:
             async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):  # no task, unlike wait_for
                 await self._hub.join(topic, self)
-            missed, recovered, last = await self._missed(topic, since)
+            recovered, last = await self._replay(topic, since, follow)
         except (TimeoutError, RedisError, OSError) as exc:
             self._forget(topic, follow)
             raise Unavailable(f"cannot subscribe to {topic} right now, try again") from exc
@@ -114,9 +114,7 @@ class Subscription:
             self._forget(topic, follow)
             raise
         if self._follows.get(topic) is not follow:
-            return recovered  # unsubscribed while replaying
-        for event in missed:
-            self._put(event)
+            return recovered  # unsubscribed (or dropped as too slow) while replaying
         for event in follow.buffer or ():
             if last is None or is_after(event.id, last):
                 self._put(event)
@@ -126,17 +124,31 @@ class Subscription:
         self._put(subscribed_frame(topic, recovered=recovered))
         return recovered
 
-    async def _missed(
-        self, topic: str, since: str | None
-    ) -> tuple[list[Event], bool, EventId | None]:
-        """Events after ``since``, whether they are complete, and the last id they reach."""
+    async def _replay(
+        self, topic: str, since: str | None, follow: _Follow
+    ) -> tuple[bool, EventId | None]:
+        """Queue the events after ``since`` a page at a time; whether they are complete, and
+        the position the replay reached.
+
+        Reading stops as soon as the reader's queue bound is hit (it is then dropped as too
+        slow): one subscribe never pulls more out of Redis than the reader can hold.
+        """
         if since is None:
-            return [], True, None
-        since_id = EventId.parse(since)
-        result = GONE if since_id is None else await self._log.read_since(topic, since_id)
-        if result is GONE:
-            return [], False, None
-        return result, True, result[-1].id if result else since_id
+            return True, None
+        position = EventId.parse(since)
+        if position is None:
+            return False, None
+        while True:
+            page = await self._log.read_page(topic, position)
+            if page is GONE:
+                return False, None
+            if self._follows.get(topic) is not follow:
+                return True, position
+            for event in page.events:
+                self._put(event)
+            position = page.last
+            if not page.more or self._overflowed:
+                return True, position
 
     async def position(self, topic: str) -> str:
         """The topic's latest event id: where a reader starting now stands."""

@@ -15,6 +15,7 @@ from livefeed.storage.keys import Keys
 from tests.cluster import RedisCluster
 from tests.conftest import LiveServer
 from tests.helpers import auth, expect_silence, recv_json, subscribe, wait_for
+from tests.security.redaction import assert_ws_replays_redacted, retract_and_hide
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,10 @@ async def test_threads_reports_and_counts_work_on_a_cluster(live_server: LiveSer
     featured = await api.post(f"{base}/{top['id']}/feature", headers=auth("t"))
     assert featured.status_code == 200
     assert (await api.get("/api/articles/threads")).json()["comment_count"] == 2
+
+
+async def test_a_retracted_brief_and_a_hidden_comment_are_redacted_on_a_cluster(
+    live_server: LiveServer, api
+) -> None:
+    room = await retract_and_hide(api, live_server.token)
+    await assert_ws_replays_redacted(live_server.ws_url, room)

@@ -289,19 +289,7 @@ def test_stale_record_naming_another_program_leaves_it_alone(
         bystander.wait()
 
 
-def test_long_data_dir_falls_back_to_tcp_loopback(tmp_path: Path, servers: Servers) -> None:
-    data_dir = tmp_path / ("newsroom-" * 12)
-    assert len(str(data_dir / "redis.sock")) >= 104
-
-    url, _ = servers.start(servers.new(data_dir))
-
-    assert url.startswith("redis://127.0.0.1:")
-    assert not (data_dir / "redis.sock").exists()
-    with redis.Redis.from_url(url) as client:
-        assert client.ping()
-        assert client.config_get("bind") == {"bind": "127.0.0.1"}
-        assert client.config_get("protected-mode") == {"protected-mode": "yes"}
-        assert client.config_get("dir") == {"dir": str(data_dir)}
+# A data dir too long for a unix socket: tests/security/test_embedded_redis_socket.py.
 
 
 def test_missing_binary_says_what_to_install(tmp_path: Path, servers: Servers) -> None:

@@ -9,6 +9,7 @@ logged when sign-in fails (people type passwords into the name field).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.requests import Request
@@ -83,12 +84,15 @@ async def login(request: Request) -> Response:
     address = client_address(request)
     guard: LoginGuard = request.app.state.logins
     try:
-        await guard.attempt(name, address)
+        backoff = await guard.attempt(name, address)
     except RateLimited as exc:
         logger.warning("sign-in refused: too many attempts (from %s)", address)
         response = _login_page(request, 429, exc.message, name)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    if backoff:
+        # The name is being guessed from elsewhere too: slow every attempt, lock none.
+        await asyncio.sleep(backoff)
     if not name or not password or not await _is_password(request, name, password):
         logger.info("failed sign-in from %s", address)
         return _login_page(request, 401, "Wrong name or password.", name)

@@ -4,12 +4,15 @@
 --
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items (hash, or string for "set")   KEYS[4] index
 -- KEYS[5] this call's answer, kept briefly so a retried call is not applied twice
+-- KEYS[6] redactions (hash: object id -> the entry id of the event that redacted it)
 -- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
 -- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
 -- ARGV[10] PUBLISH or SPUBLISH   ARGV[11] seconds to keep the answer
+-- ARGV[12] the id of the object the event is about (data.id), "" if none
 --
 -- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
--- keep the record), set (plain string), none.
+-- keep the record, and redact: every earlier event of the topic about the same object is
+-- left out of replays from now on), set (plain string), none.
 -- Returns {"ok", event id} or {"exists"} / {"missing"} with nothing written.
 local op, id, record = ARGV[3], ARGV[4], ARGV[5]
 
@@ -46,7 +49,17 @@ local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
 local prev = epoch .. "-" .. (last[1] and last[1][1] or "0-0")
 -- The entry keeps the frame around its id (which XADD assigns), so a replay rebuilds the
 -- exact frame that was published.
-local entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8])
+-- "o" names the object, so a replay can leave out the events of a redacted one.
+local entry
+if ARGV[12] ~= "" then
+  entry = redis.call(
+    "XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8], "o", ARGV[12])
+else
+  entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV[7], "s", ARGV[8])
+end
+-- Redaction happens in the same step as the retraction: no replay can ever serve the
+-- object's text once its removal is visible anywhere.
+if op == "remove" then redis.call("HSET", KEYS[6], id, entry) end
 local event_id = epoch .. "-" .. entry
 -- The live message names the event before it, so a hub can tell when it missed one.
 -- PUBLISH on a standalone Redis, SPUBLISH (to the topic's shard only) on a cluster.

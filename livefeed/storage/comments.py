@@ -27,7 +27,7 @@ from livefeed.models import Article, Comment
 from livefeed.settings import Rate
 from livefeed.stats import Stats
 from livefeed.storage.connect import Client
-from livefeed.storage.eventlog import Change, EventLog, Outcome, new_epoch
+from livefeed.storage.eventlog import Change, EventLog, Outcome, no_history
 from livefeed.storage.keys import Keys
 from livefeed.storage.ratelimit import RateLimiter
 
@@ -174,7 +174,7 @@ class Comments:
                 k.comment_featured(slug),
             ],
             args=[
-                new_epoch(),
+                no_history(topic),
                 before or "",
                 limit,
                 k.comment_replies(slug, ""),

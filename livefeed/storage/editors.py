@@ -77,9 +77,18 @@ for i = 1, #fields, 2 do
 end
 return revoked
 """
+# A new password also revokes the account's API tokens, in the same step: a password is
+# changed because it may have leaked, and whoever had it could have made tokens with it.
 _SET_PASSWORD = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], 'password', ARGV[2], 'version', ARGV[3])
+local fields = redis.call('HGETALL', KEYS[2])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 6) == 'token:' then
+    redis.call('HDEL', KEYS[3], cjson.decode(fields[i + 1]).digest)
+    redis.call('HDEL', KEYS[2], fields[i])
+  end
+end
 return 1
 """
 
@@ -184,12 +193,13 @@ class Editors:
             raise Conflict(f"an editor named {name!r} exists already")
 
     async def set_password(self, name: str, password: str) -> None:
-        """Change a password; the account's browsers must sign in again."""
+        """Change a password; the account's browsers must sign in again and its API tokens
+        are revoked (whoever knew the old password could have made some)."""
         password = check_new_password(name, password)
         hashed = await self._hash(password)
-        names, account, _ = self._account_keys(name)
+        names, account, tokens = self._account_keys(name)
         changed = await self._redis.eval(
-            _SET_PASSWORD, 2, names, account, name, hashed, secrets.token_hex(8)
+            _SET_PASSWORD, 3, names, account, tokens, name, hashed, secrets.token_hex(8)
         )
         if not changed:
             raise NotFound(f"no editor named {name!r}")

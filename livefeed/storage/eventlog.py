@@ -9,11 +9,18 @@ Contract (what the hub and the transports rely on):
 - ``read_since(topic, id)`` returns every event after ``id``, in order, or ``GONE`` when it
   cannot return all of them (the id is not from this topic's current history, or the
   events after it were trimmed). The stream keeps ``history_size + 1`` entries, so a
-  reader that missed at most ``history_size`` events always recovers.
+  reader that missed at most ``history_size`` events always recovers. ``read_page`` does
+  the same a bounded page at a time, so a reader's replay can stop at its queue bound.
+- Redaction: a ``remove`` change (retract a brief, hide a comment) redacts, in the same
+  script, every earlier event of its topic whose ``data.id`` is the removed object. Replays
+  leave those events out; their ids stay valid resume positions.
+- Reads write nothing: a topic without history yet has the position ``no_history(topic)``'s
+  origin; its epoch is created by the topic's first write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
 from dataclasses import dataclass
@@ -32,6 +39,13 @@ class Gone(Enum):
 
 
 GONE: Final = Gone.GONE
+
+
+def no_history(topic: str) -> str:
+    """The epoch of ``topic`` while it has no history yet: its own (so another topic's
+    position is not taken for it), and 12 characters long, so never a random epoch's."""
+    return "0" + hashlib.sha256(topic.encode()).hexdigest()[:11]
+
 
 _EPOCH_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -69,6 +83,19 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """Events of one bounded read of a history, redacted ones left out.
+
+    ``last`` is the position the read reached (the last entry it read, even one left
+    out), where the next page starts; ``more`` is True when the history may go on.
+    """
+
+    events: list[Event]
+    last: EventId
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Listing:
     """A page of stored records with the topic's position, read in one atomic step."""
 
@@ -94,12 +121,20 @@ class EventLog:
         """Apply ``change``, append the event and publish it, atomically; the event's id."""
         change = change or Change("none", self._keys.log(topic), self._keys.log(topic))
         prefix, suffix = frame_parts(event_type, topic, data)
+        about = data.get("id")
         k = self._keys
         # One token per call: redis-py re-sends the same call after a dropped connection,
         # and the script then answers from its first run.
         call = secrets.token_hex(8)
         reply = await self._append(
-            keys=[k.log(topic), k.epoch(topic), change.items, change.index, k.answer(topic, call)],
+            keys=[
+                k.log(topic),
+                k.epoch(topic),
+                change.items,
+                change.index,
+                k.answer(topic, call),
+                k.redacted(topic),
+            ],
             args=[
                 k.channel(topic),
                 self._maxlen,
@@ -112,6 +147,7 @@ class EventLog:
                 new_epoch(),
                 self._publish,
                 limits.WRITE_ANSWER_TTL,
+                about if isinstance(about, str) else "",
             ],
         )
         if reply[0] != "ok":
@@ -123,9 +159,31 @@ class EventLog:
 
     async def read_since(self, topic: str, since: EventId) -> list[Event] | Gone:
         """Every event after ``since`` in order, or ``GONE`` if not all can be served."""
+        events: list[Event] = []
+        while True:
+            page = await self.read_page(topic, since)
+            if page is GONE:
+                return GONE
+            events += page.events
+            if not page.more:
+                return events
+            since = page.last
+
+    async def read_page(
+        self, topic: str, since: EventId, count: int = limits.REPLAY_PAGE
+    ) -> Page | Gone:
+        """Up to ``count`` entries after ``since``, and about ``REPLAY_PAGE_BYTES`` of frames at
+        most (fewer events if some are redacted)."""
+        k = self._keys
         reply = await self._read_since(
-            keys=[self._keys.log(topic), self._keys.epoch(topic)],
-            args=[since.epoch, since.sequence, self._maxlen],
+            keys=[k.log(topic), k.epoch(topic), k.redacted(topic)],
+            args=[
+                since.epoch,
+                since.sequence,
+                count,
+                no_history(topic),
+                limits.REPLAY_PAGE_BYTES,
+            ],
         )
         if reply[0] != "ok":
             return GONE
@@ -138,7 +196,10 @@ class EventLog:
                 raise RuntimeError(f"unexpected stream entry id {entry_id!r} in {topic}")
             frame = values["p"] + str(event_id) + values["s"]
             events.append(Event.from_frame(frame))
-        return events
+        last = EventId.parse(f"{epoch}-{reply[3]}") if reply[3] else since
+        if last is None:
+            raise RuntimeError(f"unexpected stream entry id {reply[3]!r} in {topic}")
+        return Page(events, last, bool(reply[4]))
 
     async def listing(
         self, topic: str, items: str, index: str, before: str | None, limit: int
@@ -149,14 +210,17 @@ class EventLog:
         """
         reply = await self._list(
             keys=[self._keys.log(topic), self._keys.epoch(topic), items, index],
-            args=[new_epoch(), before or "", limit],
+            args=[no_history(topic), before or "", limit],
         )
         if reply[0] != "ok":
             return None
         return Listing(records=list(reply[2:]), last_event_id=reply[1])
 
     async def position(self, topic: str) -> EventId:
-        """The id of the topic's latest event (or its origin when it has none yet)."""
+        """The id of the topic's latest event (or its origin when it has none yet).
+
+        A topic that has no history at all is at ``no_history(topic)``'s origin; nothing is written.
+        """
         log = self._keys.log(topic)
         listing = await self.listing(topic, log, log, None, 0)
         if listing is None:

@@ -8,6 +8,7 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{<topic>}:epoch      string: names the current incarnation of that history
     <prefix>{<topic>}:live       pub/sub channel: the topic's live events
     <prefix>{<topic>}:answer:<call>  string: a write's answer, for a retry of the same call
+    <prefix>{<topic>}:redacted   hash: retracted/hidden object id -> the entry that redacted it
     <prefix>{briefs}:items       hash: brief id -> brief JSON
     <prefix>{briefs}:index       sorted set: brief ids by publish time (newest first)
     <prefix>{article:<slug>}:article       string: the article's JSON
@@ -70,6 +71,10 @@ class Keys:
 
     def channel(self, topic: str) -> str:
         return self._tagged(topic, "live")
+
+    def redacted(self, topic: str) -> str:
+        """The objects of ``topic`` whose earlier events replays leave out."""
+        return self._tagged(topic, "redacted")
 
     def topic_of_channel(self, channel: str) -> str | None:
         """The topic a channel name belongs to, or None if it is not one of ours."""

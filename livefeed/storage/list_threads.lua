@@ -4,7 +4,7 @@
 --
 -- KEYS[1] log stream   KEYS[2] epoch   KEYS[3] items hash   KEYS[4] index (every visible id)
 -- KEYS[5] top-level ids   KEYS[6] featured ids
--- ARGV[1] epoch if none yet   ARGV[2] before id ("" for the newest)   ARGV[3] limit
+-- ARGV[1] the epoch of "no history yet"   ARGV[2] before id ("" for the newest)   ARGV[3] limit
 -- ARGV[4] key name of a comment's replies, without the comment id   ARGV[5] replies shown
 -- ARGV[6] featured shown
 -- Returns {"ok", JSON {position, threads: [[record, reply count, replies...]], featured}}
@@ -12,11 +12,8 @@
 --
 -- The index is the truth of what readers may see (it changes atomically with each event);
 -- the other sets are maintained after it, so each id is checked against the index.
-local epoch = redis.call("GET", KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call("SET", KEYS[2], epoch)
-end
+-- A read writes nothing: without history yet, the position is the topic's "no history yet".
+local epoch = redis.call("GET", KEYS[2]) or ARGV[1]
 local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
 local position = epoch .. "-" .. (last[1] and last[1][1] or "0-0")
 

@@ -1,10 +1,19 @@
 """Sign-in attempts, counted in Redis so the limits hold across every livefeed process.
 
-Each attempt is counted before the password is checked, per account name (whether the
-account exists or not, so a lockout tells nothing) and per client address; past either
-limit within the window, sign-in waits for the window to end. Counting first, rather than
-counting failures afterwards, means a burst of parallel guesses cannot slip past the limit
-while their passwords are being checked. A successful sign-in takes its attempt back.
+Each attempt is counted before the password is checked, three ways:
+
+- per (account name, client address): past ``LOGIN_FAILURES_PER_NAME`` within the window,
+  that address waits for the window to end before trying that name again;
+- per client address: past ``LOGIN_FAILURES_PER_ADDRESS``, the address waits (guessing
+  many names from one place);
+- per account name alone (whether the account exists or not, so it tells nothing): past
+  ``LOGIN_FAILURES_PER_NAME``, every attempt at that name is only slowed down (a growing
+  delay, capped). It never locks the name: six wrong passwords for ``operator`` from
+  anywhere must not lock the real operator out from everywhere.
+
+Counting first, rather than counting failures afterwards, means a burst of parallel guesses
+cannot slip past the limit while their passwords are being checked. A successful sign-in
+forgets the name's counts and takes its attempt back for the address.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
 
 
-def _name_key(name: str) -> str:
+def _name_key(name: str, address: str = "") -> str:
     # A digest: the name field is free text (people type passwords into it).
-    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    text = f"{name}\0{address}" if address else name
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class LoginGuard:
@@ -30,21 +40,33 @@ class LoginGuard:
         self._redis = redis
         self._keys = keys
 
-    def _counters(self, name: str, address: str) -> tuple[tuple[str, int], ...]:
-        return (
-            (self._keys.rate_limit("login-name", _name_key(name)), limits.LOGIN_FAILURES_PER_NAME),
-            (self._keys.rate_limit("login-address", address), limits.LOGIN_FAILURES_PER_ADDRESS),
-        )
+    def _pair(self, name: str, address: str) -> str:
+        return self._keys.rate_limit("login-pair", _name_key(name, address))
 
-    async def attempt(self, name: str, address: str) -> None:
-        """Count one attempt; RateLimited (with the seconds to wait) past either limit."""
+    def _name(self, name: str) -> str:
+        return self._keys.rate_limit("login-name", _name_key(name))
+
+    def _address(self, address: str) -> str:
+        return self._keys.rate_limit("login-address", address)
+
+    async def _count(self, key: str) -> tuple[int, int]:
+        """One more attempt on ``key``: the count in the window and the ms it has left."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, limits.LOGIN_WINDOW, nx=True)
+            pipe.pttl(key)
+            count, _, ttl_ms = await pipe.execute()
+        return int(count), int(ttl_ms)
+
+    async def attempt(self, name: str, address: str) -> float:
+        """Count one attempt: the seconds to wait before checking the password (the name-wide
+        back-off), or RateLimited (with the seconds to wait) past a per-address limit."""
         wait = 0
-        for key, allowed in self._counters(name, address):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, limits.LOGIN_WINDOW, nx=True)
-                pipe.pttl(key)
-                count, _, ttl_ms = await pipe.execute()
+        for key, allowed in (
+            (self._pair(name, address), limits.LOGIN_FAILURES_PER_NAME),
+            (self._address(address), limits.LOGIN_FAILURES_PER_ADDRESS),
+        ):
+            count, ttl_ms = await self._count(key)
             if count > allowed:
                 wait = max(wait, math.ceil(ttl_ms / 1000) if ttl_ms > 0 else limits.LOGIN_WINDOW)
         if wait:
@@ -54,11 +76,17 @@ class LoginGuard:
                 f"{'s' if minutes != 1 else ''}",
                 retry_after=wait,
             )
+        count, _ = await self._count(self._name(name))
+        excess = count - limits.LOGIN_FAILURES_PER_NAME
+        return (
+            min(limits.LOGIN_BACKOFF_MAX, excess * limits.LOGIN_BACKOFF_STEP) if excess > 0 else 0.0
+        )
 
     async def succeeded(self, name: str, address: str) -> None:
         """A correct password: forget the name's attempts, take this one back for the address."""
-        name_key, address_key = (key for key, _ in self._counters(name, address))
-        await self._redis.delete(name_key)
+        address_key = self._address(address)
+        await self._redis.delete(self._pair(name, address))
+        await self._redis.delete(self._name(name))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.decr(address_key)
             pipe.expire(address_key, limits.LOGIN_WINDOW, nx=True)  # if it expired meanwhile

@@ -87,7 +87,11 @@ def _record(event_type: str, cursor: str | None, data: str) -> bytes:
     if cursor is not None:
         lines.append(f"id: {cursor}")
     # Frames are compact JSON without raw newlines, but split anyway to keep SSE framing safe.
-    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    # Only on the line ends SSE knows (\n, \r): str.splitlines() also splits on U+2028,
+    # U+2029 and others that JSON carries raw, and would break the frame into invalid JSON.
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
     return ("\n".join(lines) + "\n\n").encode()
 
 

@@ -297,8 +297,28 @@ async def _close(websocket: WebSocket, code: CloseCode | None) -> None:
         await asyncio.wait_for(websocket.close(code), 1.0)
 
 
+class _Window:
+    """Timestamps of the last few occurrences of something, within a sliding window."""
+
+    __slots__ = ("_times", "_window")
+
+    def __init__(self, window: float) -> None:
+        self._times: deque[float] = deque()
+        self._window = window
+
+    def add(self, now: float) -> int:
+        """Count one more at ``now``; how many fall within the window."""
+        times = self._times
+        times.append(now)
+        while times[0] < now - self._window:
+            times.popleft()
+        return len(times)
+
+
 async def _read(websocket: WebSocket, subscription: Subscription, stats: Stats) -> None:
     bad_frames: deque[float] | None = None  # most readers never send a bad one
+    # Each subscribe may replay a topic's history: a client may not ask for that in a loop.
+    subscribes: _Window | None = None
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -307,7 +327,17 @@ async def _read(websocket: WebSocket, subscription: Subscription, stats: Stats) 
         try:
             if text is None:
                 raise FrameError("send JSON in text frames", code=errors.BAD_FRAME)
-            await _handle(parse_frame(text), subscription, stats)
+            frame = parse_frame(text)
+            if frame.type != PING:
+                if subscribes is None:
+                    subscribes = _Window(limits.SUBSCRIBES_WINDOW)
+                if subscribes.add(time.monotonic()) > limits.SUBSCRIBES_MAX:
+                    raise FrameError(
+                        f"at most {limits.SUBSCRIBES_MAX} subscribe or unsubscribe frames"
+                        f" in {limits.SUBSCRIBES_WINDOW:g} s",
+                        code=errors.RATE_LIMITED,
+                    )
+            await _handle(frame, subscription, stats)
         except LivefeedError as exc:
             subscription.send(error_frame(exc.code, exc.message))
             if isinstance(exc, errors.Unavailable):

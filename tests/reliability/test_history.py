@@ -83,9 +83,12 @@ async def test_history_lost_by_flushall_is_reported_not_recovered_never_replayed
     # The new history's entries are newer in time than every old id: without the epoch an
     # old `since` would look like a valid position in it.
     assert id_key(after[0])[1:] > id_key(before[-1])[1:]
-    for since in (before[0], before[4], before[-1], origin):
+    for since in (before[0], before[4], before[-1]):
         replayed, recovered = await _resume(own_server, since)
         assert (replayed, recovered) == ([], False), f"since {since}: {replayed} {recovered}"
+    # `origin` was read before any history existed ("no history yet": reads write no epoch),
+    # so everything that exists now came after it: the new history, whole, is its replay.
+    assert await _resume(own_server, origin) == (after, True)
     replayed, recovered = await _resume(own_server, after[1])
     assert (replayed, recovered) == (after[2:], True)
     _check_after_loss(watcher, before, after)
