@@ -44,6 +44,25 @@ class Stats:
         self.dead_letters = Counter[str]()  # by ingest source
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
+        # Writes refused because Redis could not take (or replicate) them: the seconds from
+        # the first refusal of a streak to the next write that succeeded.
+        self.refused_seconds = 0.0
+        self._refused_since: float | None = None
+
+    def write_refused(self) -> None:
+        if self._refused_since is None:
+            self._refused_since = time.monotonic()
+
+    def write_accepted(self) -> None:
+        if self._refused_since is not None:
+            self.refused_seconds += time.monotonic() - self._refused_since
+            self._refused_since = None
+
+    @property
+    def refusing_seconds(self) -> float:
+        """Seconds writes were refused, counting a streak still going on."""
+        ongoing = 0.0 if self._refused_since is None else time.monotonic() - self._refused_since
+        return self.refused_seconds + ongoing
 
     def delivered_event(self, transport: str, published_ms: int, count: int = 1) -> None:
         """``count`` frames of an event published at ``published_ms`` were just written."""

@@ -10,6 +10,10 @@ Contract (what the hub and the transports rely on):
   cannot return all of them (the id is not from this topic's current history, or the
   events after it were trimmed). The stream keeps ``history_size + 1`` entries, so a
   reader that missed at most ``history_size`` events always recovers.
+- With ``min_replicas`` > 0, ``append`` returns only once that many replicas confirmed the
+  write (``WAIT``, on the connection that wrote it) and raises ``NotReplicated`` if they do
+  not within ``limits.REDIS_WAIT_TIMEOUT``. The write is then on the primary (and its
+  event was published) but may not survive a failover; repeating the call is safe.
 """
 
 from __future__ import annotations
@@ -21,10 +25,48 @@ from enum import Enum
 from importlib import resources
 from typing import Any, Final
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
 from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
+
+
+class NotReplicated(RedisError):
+    """Fewer replicas than required confirmed a write in time (a RedisError, so callers
+    treat it like Redis being unavailable: 503, or retry)."""
+
+
+async def _on_one_node(
+    cluster: RedisCluster,
+    key: str,
+    script: str,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    wait_ms: int,
+) -> tuple[Any, int]:
+    """EVAL then WAIT on one connection to the master of ``key``'s slot."""
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise RedisError(f"no cluster node serves {key!r}")
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(
+            connection.pack_commands(
+                [("EVAL", script, len(keys), *keys, *args), ("WAIT", replicas, wait_ms)]
+            )
+        )
+        reply = await connection.read_response()
+        confirmed = await connection.read_response()
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        node.release(connection)
+    return reply, int(confirmed)
 
 
 class Gone(Enum):
@@ -79,8 +121,17 @@ class Listing:
 class EventLog:
     """Append, replay and position of every topic's events."""
 
-    def __init__(self, redis: Client, keys: Keys, history_size: int, *, sharded: bool) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        history_size: int,
+        *,
+        sharded: bool,
+        min_replicas: int = 0,
+    ) -> None:
         self._redis = redis
+        self._min_replicas = min_replicas
         self._publish = "SPUBLISH" if sharded else "PUBLISH"
         self._keys = keys
         self._maxlen = history_size + 1
@@ -98,28 +149,51 @@ class EventLog:
         # One token per call: redis-py re-sends the same call after a dropped connection,
         # and the script then answers from its first run.
         call = secrets.token_hex(8)
-        reply = await self._append(
-            keys=[k.log(topic), k.epoch(topic), change.items, change.index, k.answer(topic, call)],
-            args=[
-                k.channel(topic),
-                self._maxlen,
-                change.op,
-                change.id,
-                change.record,
-                change.score,
-                prefix,
-                suffix,
-                new_epoch(),
-                self._publish,
-                limits.WRITE_ANSWER_TTL,
-            ],
-        )
+        keys = [k.log(topic), k.epoch(topic), change.items, change.index, k.answer(topic, call)]
+        args = [
+            k.channel(topic),
+            self._maxlen,
+            change.op,
+            change.id,
+            change.record,
+            change.score,
+            prefix,
+            suffix,
+            new_epoch(),
+            self._publish,
+            limits.WRITE_ANSWER_TTL,
+        ]
+        if self._min_replicas:
+            reply = await self._append_replicated(keys, args)
+        else:
+            reply = await self._append(keys=keys, args=args)
         if reply[0] != "ok":
             return Outcome(reply[0])
         event_id = EventId.parse(reply[1])
         if event_id is None:
             raise RuntimeError(f"append_event.lua returned a malformed id {reply[1]!r}")
         return event_id
+
+    async def _append_replicated(self, keys: list[str], args: list[Any]) -> Any:
+        """The append script then WAIT, on one connection: WAIT counts the replicas that
+        have every write of its own connection, so it must follow the write there. It
+        follows a refusal too (whose answer key is a write), which covers a first attempt
+        that reached the primary but whose confirmation was lost."""
+        wait_ms = int(limits.REDIS_WAIT_TIMEOUT * 1000)
+        if isinstance(self._redis, RedisCluster):
+            reply, confirmed = await _on_one_node(
+                self._redis, keys[0], self._append.script, keys, args, self._min_replicas, wait_ms
+            )
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            self._append(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self._min_replicas, wait_ms)
+            reply, confirmed = await pipe.execute()
+        if int(confirmed) < self._min_replicas:
+            raise NotReplicated(
+                f"{confirmed} of {self._min_replicas} replicas confirmed the write in time"
+            )
+        return reply
 
     async def read_since(self, topic: str, since: EventId) -> list[Event] | Gone:
         """Every event after ``since`` in order, or ``GONE`` if not all can be served."""
