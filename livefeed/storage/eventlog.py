@@ -186,7 +186,7 @@ class EventLog:
             )
         else:
             pipe = self._redis.pipeline(transaction=False)
-            self._append(keys=keys, args=args, client=pipe)
+            await self._append(keys=keys, args=args, client=pipe)  # queued, not sent yet
             pipe.execute_command("WAIT", self._min_replicas, wait_ms)
             reply, confirmed = await pipe.execute()
         if int(confirmed) < self._min_replicas:
