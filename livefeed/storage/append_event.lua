@@ -7,10 +7,13 @@
 -- ARGV[1] channel  ARGV[2] maxlen  ARGV[3] op  ARGV[4] object id  ARGV[5] record JSON
 -- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
 -- ARGV[10] PUBLISH or SPUBLISH   ARGV[11] seconds to keep the answer
+-- ARGV[12] "hold": return the live message instead of publishing it; the caller publishes
+--          it once replicas confirmed the write, so no reader sees an event a failover
+--          could still take back
 --
 -- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
 -- keep the record), set (plain string), none.
--- Returns {"ok", event id} or {"exists"} / {"missing"} with nothing written.
+-- Returns {"ok", event id[, held message]} or {"exists"} / {"missing"} with nothing written.
 local op, id, record = ARGV[3], ARGV[4], ARGV[5]
 
 -- A client that lost the answer to this very call and sent it again gets the first
@@ -50,7 +53,12 @@ local entry = redis.call("XADD", KEYS[1], "MAXLEN", "=", ARGV[2], "*", "p", ARGV
 local event_id = epoch .. "-" .. entry
 -- The live message names the event before it, so a hub can tell when it missed one.
 -- PUBLISH on a standalone Redis, SPUBLISH (to the topic's shard only) on a cluster.
-redis.call(ARGV[10], ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
+local message = prev .. " " .. ARGV[7] .. event_id .. ARGV[8]
 local answer = {"ok", event_id}
+if ARGV[12] == "hold" then
+  answer[3] = message
+else
+  redis.call(ARGV[10], ARGV[1], message)
+end
 redis.call("SET", KEYS[5], cjson.encode(answer), "EX", ARGV[11])
 return answer

@@ -12,12 +12,15 @@ Contract (what the hub and the transports rely on):
   reader that missed at most ``history_size`` events always recovers.
 - With ``min_replicas`` > 0, ``append`` returns only once that many replicas confirmed the
   write (``WAIT``, on the connection that wrote it) and raises ``NotReplicated`` if they do
-  not within ``limits.REDIS_WAIT_TIMEOUT``. The write is then on the primary (and its
-  event was published) but may not survive a failover; repeating the call is safe.
+  not within ``limits.REDIS_WAIT_TIMEOUT``. The write is then on the primary but may not
+  survive a failover; repeating the call is safe. Its live message is published only
+  after the confirmation, so readers do not see an event a failover can take back (they
+  get a refused one later from the stream, if it survived).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
+
+logger = logging.getLogger("livefeed.eventlog")
 
 
 class NotReplicated(RedisError):
@@ -162,9 +167,12 @@ class EventLog:
             new_epoch(),
             self._publish,
             limits.WRITE_ANSWER_TTL,
+            "hold" if self._min_replicas else "",
         ]
         if self._min_replicas:
             reply = await self._append_replicated(keys, args)
+            if reply[0] == "ok":
+                await self._publish_held(k.channel(topic), reply[2])
         else:
             reply = await self._append(keys=keys, args=args)
         if reply[0] != "ok":
@@ -194,6 +202,18 @@ class EventLog:
                 f"{confirmed} of {self._min_replicas} replicas confirmed the write in time"
             )
         return reply
+
+    async def _publish_held(self, channel: str, message: str) -> None:
+        """Publish a confirmed event's live message. The event is stored and replicated
+        whatever happens here: if the message is lost, the hub notices the gap at the
+        topic's next event and replays it from the stream."""
+        for attempt in (1, 2):
+            try:
+                await self._redis.execute_command(self._publish, channel, message)
+                return
+            except (RedisError, OSError) as exc:
+                if attempt == 2:
+                    logger.warning("live message on %s not published: %s", channel, exc)
 
     async def read_since(self, topic: str, since: EventId) -> list[Event] | Gone:
         """Every event after ``since`` in order, or ``GONE`` if not all can be served."""

@@ -64,16 +64,22 @@ class Node:
         return reply[0].decode() if isinstance(reply, list) else None
 
 
+# Replicas sync as a user of their own, so a test can stop replication (``cut_replication``)
+# while livefeed, as the default user, keeps writing to the primary.
+_DATA_NODE = ["--save", "", "--appendonly", "no"]
+_DATA_NODE += ["--user", "replication", "on", ">sync", "+@all", "~*", "&*"]
+_DATA_NODE += ["--masteruser", "replication", "--masterauth", "sync"]
+
+
 class SentinelDeployment:
     """A primary, ``replicas`` replicas and three sentinels (quorum 2)."""
 
     def __init__(self, directory: Path, replicas: int = 1) -> None:
         self.directory = directory
-        self.primary = Node(directory / "primary", ["--save", "", "--appendonly", "no"])
+        self.primary = Node(directory / "primary", list(_DATA_NODE))
         self.data_nodes = [self.primary]
         for n in range(replicas):
-            args = ["--save", "", "--appendonly", "no"]
-            args += ["--replicaof", "127.0.0.1", str(self.primary.port)]
+            args = [*_DATA_NODE, "--replicaof", "127.0.0.1", str(self.primary.port)]
             self.data_nodes.append(Node(directory / f"replica{n}", args))
         self.sentinels = [Node(directory / f"sentinel{n}", []) for n in range(3)]
 
@@ -118,6 +124,11 @@ class SentinelDeployment:
         wanted = len(self.data_nodes) - 1
         states = [info.get(f"slave{n}", {}).get("state") for n in range(wanted)]
         return info.get("connected_slaves") == wanted and states == ["online"] * wanted
+
+    def cut_replication(self) -> None:
+        """Stop the primary replicating: what it takes from now on, only it has."""
+        self.primary.ask("ACL", "SETUSER", "replication", "off")
+        self.primary.ask("CLIENT", "KILL", "TYPE", "replica")
 
     def master_port(self) -> int | None:
         """The primary's port as the first sentinel that answers tells it."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
@@ -128,10 +129,17 @@ class Run:
         return max(a.sent_at + a.latency for a in refused) - min(a.sent_at for a in refused)
 
     def catch_up(self) -> float:
-        """From the kill until every reader had the first brief written after it."""
+        """From the kill until every reader had its first brief written after it."""
         after = [i for i in self.truth_ids if int(i.rsplit("-", 2)[1]) > self.killed_wall * 1000]
         assert after, "no brief was written after the failover"
-        return max(r.arrived["briefs"][after[0]] for r in self.readers) - self.killed_at
+        # A reader told recovered: false refetches what came before its notice, so it
+        # counts from the first post-kill brief it got live.
+        firsts = [
+            min(r.arrived["briefs"][i] for i in after if r.has("briefs", i))
+            for r in self.readers
+            if any(r.has("briefs", i) for i in after)
+        ]
+        return max(firsts) - self.killed_at
 
 
 def _ws(process: Any) -> str:
@@ -149,7 +157,11 @@ async def _failover_run(
     *,
     min_replicas: int,
     replicas: int,
+    readers_count: int = READERS,
+    cut_before_kill: float = 0.0,
 ) -> tuple[SentinelDeployment, list[Any], Run]:
+    """Readers and publishers on two processes; the primary is SIGKILLed (after
+    ``cut_before_kill`` seconds without replication, if set) and restarted at once."""
     began = time.monotonic()
     deployment = SentinelDeployment(tmp_path / "redis", replicas=replicas)
     await asyncio.to_thread(deployment.start)
@@ -171,10 +183,10 @@ async def _failover_run(
         urls = [_ws(p) for p in processes]
         readers = [
             Checker(urls[i % 2 :] + urls[: i % 2], since={"briefs": since}, name=f"r{i}")
-            for i in range(READERS)
+            for i in range(readers_count)
         ]
         # In batches, so the start is not itself a load spike on a shared CI machine.
-        for batch in range(0, READERS, 50):
+        for batch in range(0, readers_count, 50):
             await start_all(readers[batch : batch + 50], timeout=TIMEOUT * 4)
         report(f"setup took {time.monotonic() - began:.1f}s")
         publisher = Publisher(processes[0].url, TOKEN, rate=RATE)
@@ -183,6 +195,9 @@ async def _failover_run(
         publisher.start(seconds=LOAD_SECONDS)
         producer.start(seconds=LOAD_SECONDS)
         await asyncio.sleep(KILL_AFTER)
+        if cut_before_kill:
+            await asyncio.to_thread(deployment.cut_replication)
+            await asyncio.sleep(cut_before_kill)
         doomed = deployment.primary
         doomed.stop(signal.SIGKILL)
         killed_at, killed_wall = time.monotonic(), time.time()
@@ -199,18 +214,21 @@ async def _failover_run(
         await producer.wait()
         new_primary = f"redis://127.0.0.1:{deployment.master_port()}/0"
 
-        async def ingested() -> bool:
-            briefs = {data["id"] for _, data in await history(new_primary, prefix)}
-            return set(producer.acked) <= briefs
+        async def drained() -> bool:
+            # The consumer group has read and settled every entry the new primary holds
+            # (with MIN_REPLICAS=0 the producer's own unreplicated entries may be gone).
+            client = aioredis.Redis.from_url(new_primary, decode_responses=True)
+            try:
+                groups = await client.xinfo_groups(Keys(prefix).ingest())
+            finally:
+                await client.aclose()
+            return bool(groups) and all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
 
         try:
-            await _until(ingested, "the ingest consumer to publish every acknowledged entry", 20)
+            await _until(drained, "the ingest consumer to publish every entry", 20)
         except AssertionError:
-            briefs = {data["id"] for _, data in await history(new_primary, prefix)}
-            missing = sorted(set(producer.acked) - briefs)
             raise AssertionError(
-                f"{len(missing)} acknowledged ingest entries never published, first "
-                f"{missing[:5]}\n" + "\n".join(p.output[-3000:] for p in processes)
+                "ingest not drained\n" + "\n".join(p.output[-3000:] for p in processes)
             ) from None
         truth = await history(new_primary, prefix)
         truth_ids = [event_id for event_id, _ in truth]
@@ -351,6 +369,61 @@ async def test_with_min_replicas_0_loss_is_bounded_and_no_reader_gets_a_replay_w
         assert not wrong, f"{len(wrong)} readers with holes: {list(wrong.items())[:3]}"
         _report("MIN_REPLICAS=0, 1 replica", run, len(lost))
         await _old_primary_returns(deployment, processes, run, prefix)
+    finally:
+        await stop_all(run.readers)
+        await _stop(processes, deployment)
+
+
+async def test_with_min_replicas_0_readers_of_an_unreplicated_tail_are_told_not_recovered(
+    tmp_path: Path, livefeed_process: Any, prefix: str
+) -> None:
+    # Replication stops half a second before the kill: readers got briefs live that the
+    # promoted replica never had. Their resume point is not in the new primary's history:
+    # they must hear recovered: false, never get a replay that skips the lost briefs.
+    deployment, processes, run = await _failover_run(
+        tmp_path,
+        livefeed_process,
+        prefix,
+        min_replicas=0,
+        replicas=1,
+        readers_count=50,
+        cut_before_kill=0.5,
+    )
+    try:
+        lost = set(run.api.acknowledged()) - run.truth_briefs
+        assert lost, "the test meant to lose the unreplicated tail, and lost nothing"
+        wrong = {r.name: exact_or_told(r, run.truth_ids) for r in run.readers}
+        wrong = {name: found for name, found in wrong.items() if found}
+        assert not wrong, f"{len(wrong)} readers with holes: {list(wrong.items())[:3]}"
+        untold = [r.name for r in run.readers if not r.not_recovered("briefs")]
+        assert not untold, f"readers who held lost briefs but were not told: {untold[:5]}"
+        _report("MIN_REPLICAS=0, replication cut 0.5 s before the kill", run, len(lost))
+    finally:
+        await stop_all(run.readers)
+        await _stop(processes, deployment)
+
+
+async def test_with_min_replicas_1_an_unreplicated_tail_was_never_acknowledged_nor_seen(
+    tmp_path: Path, livefeed_process: Any, prefix: str
+) -> None:
+    # The same cut with MIN_REPLICAS=1: those writes are refused (503) and their events
+    # are not published live, so no reader sees what the failover takes back.
+    deployment, processes, run = await _failover_run(
+        tmp_path,
+        livefeed_process,
+        prefix,
+        min_replicas=1,
+        replicas=2,
+        readers_count=50,
+        cut_before_kill=0.5,
+    )
+    try:
+        lost = set(run.api.acknowledged()) - run.truth_briefs
+        assert not lost, f"acknowledged briefs lost: {sorted(lost)[:10]}"
+        assert run.api.by_status().get(503), "the cut should have refused writes"
+        for reader in run.readers:
+            reader.check("briefs", run.truth_ids)
+        _report("MIN_REPLICAS=1, replication cut 0.5 s before the kill", run, len(lost))
     finally:
         await stop_all(run.readers)
         await _stop(processes, deployment)
