@@ -25,6 +25,7 @@ class RedisCluster:
         self.node_timeout_ms = node_timeout_ms  # 0: Redis's default (15 s)
         self.ports = [_cluster_port() for _ in range(masters * (1 + replicas))]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.args: list[list[str]] = []
 
     @property
     def url(self) -> str:
@@ -52,6 +53,11 @@ class RedisCluster:
             ]
             if self.node_timeout_ms:
                 args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
+            if self.replicas:
+                # A master whose replica has to resync in full sends it at once instead of
+                # waiting 5 s for more replicas to share the transfer.
+                args += ["--repl-diskless-sync-delay", "0"]
+            self.args.append(args)
             self.processes.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
@@ -90,6 +96,15 @@ class RedisCluster:
                 if int(low) <= slot <= int(high):
                     return int(primary[1])
         raise RuntimeError(f"no node knows slot {slot}")
+
+    def restart(self, port: int) -> None:
+        """Start the node on ``port`` again, as its supervisor would (it rejoins as a replica
+        when its slots were failed over meanwhile)."""
+        index = self.ports.index(port)
+        self.processes[index] = subprocess.Popen(
+            self.args[index], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait(lambda: _ask(port, "PING"))
 
     def kill(self, port: int) -> None:
         """SIGKILL the node on ``port``."""

@@ -29,7 +29,13 @@ from importlib import resources
 from typing import Any, Final
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    RedisError,
+)
 
 from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
@@ -53,7 +59,26 @@ async def _on_one_node(
     replicas: int,
     wait_ms: int,
 ) -> tuple[Any, int]:
-    """EVAL then WAIT on one connection to the master of ``key``'s slot."""
+    """EVAL then WAIT on one connection to the master of ``key``'s slot.
+
+    Moved slots (a failover, a resharding) refresh the client's map and try once more; the
+    script's answer key makes a second run harmless."""
+    try:
+        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+    except (MovedError, AskError, ClusterDownError, ConnectionError):
+        await cluster.nodes_manager.initialize()
+        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+
+
+async def _eval_and_wait(
+    cluster: RedisCluster,
+    key: str,
+    script: str,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    wait_ms: int,
+) -> tuple[Any, int]:
     node = cluster.get_node_from_key(key)
     if node is None:
         raise RedisError(f"no cluster node serves {key!r}")

@@ -54,6 +54,7 @@ class IngestProducer:
     stream: str
     rate: float
     min_replicas: int
+    cluster_port: int = 0  # write to this cluster instead (no WAIT: it needs one node)
     acked: list[str] = field(default_factory=list)
     unsure: list[str] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -67,7 +68,11 @@ class IngestProducer:
 
     async def _run(self, seconds: float) -> None:
         sentinel = Sentinel(self.sentinel_url_hosts, sentinel_kwargs={"socket_timeout": 1})
-        primary = sentinel.master_for(SERVICE, socket_timeout=2, socket_connect_timeout=1)
+        primary: Any = sentinel.master_for(SERVICE, socket_timeout=2, socket_connect_timeout=1)
+        if self.cluster_port:
+            primary = aioredis.RedisCluster(
+                host="127.0.0.1", port=self.cluster_port, socket_timeout=2
+            )
         try:
             # One write at a time on one connection, as a simple producer does; a write
             # that hangs in the failover delays the next ones.
@@ -89,13 +94,13 @@ class IngestProducer:
         try:
             pipe = primary.pipeline(transaction=False)
             pipe.xadd(self.stream, {"brief": payload})
-            if self.min_replicas:
+            if self.min_replicas and not self.cluster_port:
                 pipe.execute_command("WAIT", self.min_replicas, 1000)
             replies = await pipe.execute()
         except (RedisError, OSError):
             self.unsure.append(brief_id)
             return
-        if self.min_replicas and int(replies[1]) < self.min_replicas:
+        if self.min_replicas and not self.cluster_port and int(replies[1]) < self.min_replicas:
             self.unsure.append(brief_id)
         else:
             self.acked.append(brief_id)
@@ -311,7 +316,7 @@ def _report(label: str, run: Run, lost: int) -> None:
     told = sum(bool(r.not_recovered("briefs")) for r in run.readers)
     closes = sum(len(r.closes) for r in run.readers)
     report(
-        f"Sentinel failover ({label}): failover {run.failover_seconds:.2f}s, writes refused "
+        f"{label}: failover {run.failover_seconds:.2f}s, writes refused "
         f"for {run.refusal_window():.2f}s ({len(run.api.failures())} API 503s), every reader "
         f"had the first post-kill brief {run.catch_up():.2f}s after the kill; "
         f"{len(run.truth)} briefs in history, {lost} acknowledged briefs lost; "
@@ -340,7 +345,7 @@ async def test_with_min_replicas_1_a_primary_sigkill_loses_no_acknowledged_brief
         )
         for reader in run.readers:
             reader.check("briefs", run.truth_ids)
-        _report("MIN_REPLICAS=1, 2 replicas", run, len(lost))
+        _report("Sentinel failover, MIN_REPLICAS=1, 2 replicas", run, len(lost))
         assert await _metric(processes[0].url, "livefeed_redis_failovers_total") >= 1
         refused = await _metric(processes[0].url, "livefeed_redis_writes_refused_seconds_total")
         assert (refused > 0) == bool(run.api.failures())
@@ -367,7 +372,7 @@ async def test_with_min_replicas_0_loss_is_bounded_and_no_reader_gets_a_replay_w
         wrong = {r.name: exact_or_told(r, run.truth_ids) for r in run.readers}
         wrong = {name: found for name, found in wrong.items() if found}
         assert not wrong, f"{len(wrong)} readers with holes: {list(wrong.items())[:3]}"
-        _report("MIN_REPLICAS=0, 1 replica", run, len(lost))
+        _report("Sentinel failover, MIN_REPLICAS=0, 1 replica", run, len(lost))
         await _old_primary_returns(deployment, processes, run, prefix)
     finally:
         await stop_all(run.readers)
@@ -397,7 +402,11 @@ async def test_with_min_replicas_0_readers_of_an_unreplicated_tail_are_told_not_
         assert not wrong, f"{len(wrong)} readers with holes: {list(wrong.items())[:3]}"
         untold = [r.name for r in run.readers if not r.not_recovered("briefs")]
         assert not untold, f"readers who held lost briefs but were not told: {untold[:5]}"
-        _report("MIN_REPLICAS=0, replication cut 0.5 s before the kill", run, len(lost))
+        _report(
+            "Sentinel failover, MIN_REPLICAS=0, replication cut 0.5 s before the kill",
+            run,
+            len(lost),
+        )
     finally:
         await stop_all(run.readers)
         await _stop(processes, deployment)
@@ -423,7 +432,11 @@ async def test_with_min_replicas_1_an_unreplicated_tail_was_never_acknowledged_n
         assert run.api.by_status().get(503), "the cut should have refused writes"
         for reader in run.readers:
             reader.check("briefs", run.truth_ids)
-        _report("MIN_REPLICAS=1, replication cut 0.5 s before the kill", run, len(lost))
+        _report(
+            "Sentinel failover, MIN_REPLICAS=1, replication cut 0.5 s before the kill",
+            run,
+            len(lost),
+        )
     finally:
         await stop_all(run.readers)
         await _stop(processes, deployment)
