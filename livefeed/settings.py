@@ -330,4 +330,6 @@ def mask_url(url: str) -> str:
     """``url`` with its password (and user) replaced, fit for logs and messages."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}***@{host}" if at and credentials else url
+    masked = f"{scheme}{sep}***@{host}" if at and credentials else url
+    # A Sentinel URL may carry the sentinels' own password as a query parameter.
+    return re.sub(r"(sentinel_password=)[^&]*", r"\1***", masked)
