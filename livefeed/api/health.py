@@ -16,9 +16,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = request.app.state
     checks: dict[str, str] = {}
-    checks["redis"] = "ok" if await is_reachable(state.redis) else "failing: no answer to PING"
-    # Which server answers: after a failover, operators check it is the new primary.
-    redis_role = await role(state.redis)
+    reachable = await is_reachable(state.redis)
+    checks["redis"] = "ok" if reachable else "failing: no answer to PING"
+    # Which server answers: after a failover, operators check it is the new primary. Not
+    # asked of a Redis that did not answer the PING: /readyz must answer within 2 s.
+    redis_role = await role(state.redis) if reachable else "unknown"
     if redis_role == "slave":
         checks["redis"] = "failing: talking to a replica (a failover is under way)"
     redis = {"deployment": deployment(state.settings.redis_url or ""), "role": redis_role}
