@@ -1,6 +1,6 @@
 """Redis fails over under load (Sentinel): the primary is SIGKILLed while two livefeed
 processes serve 200 readers and briefs arrive at 50/s through the API and 50/s through the
-ingest stream; later the old primary comes back as a replica.
+ingest stream; the old primary, restarted at once, comes back as a replica.
 
 With ``LIVEFEED_REDIS_MIN_REPLICAS=1`` no acknowledged brief is lost and every reader gets
 every brief exactly once, in order; writes are refused (503) no longer than the failover
@@ -179,6 +179,7 @@ async def _failover_run(
         "LIVEFEED_DRAIN_SECONDS": "0.5",
     }
     processes: list[Any] = []
+    readers: list[Checker] = []
     try:
         processes = [await livefeed_process(env=env), await livefeed_process(env=env)]
         async with httpx.AsyncClient(base_url=processes[0].url, timeout=TIMEOUT) as api:
@@ -238,13 +239,14 @@ async def _failover_run(
         truth = await history(new_primary, prefix)
         truth_ids = [event_id for event_id, _ in truth]
         await _until(
-            lambda: all(
-                r.has("briefs", truth_ids[-1]) or r.not_recovered("briefs") for r in readers
-            ),
+            # A reader told recovered: false gets what follows its notice live, so it
+            # has the last brief too.
+            lambda: all(r.has("briefs", truth_ids[-1]) for r in readers),
             "every reader to catch up",
             timeout=20,
         )
     except BaseException:
+        await stop_all(readers)
         await _stop(processes, deployment)
         raise
     run = Run(readers, publisher, producer, failover_seconds, killed_at, killed_wall, truth)
@@ -274,7 +276,9 @@ async def _old_primary_returns(
     """Once the sentinels made the restarted old primary a replica, publish more: readers
     get it all, with no close and no ``recovered: false``."""
     old = deployment.primary
-    await _until(lambda: old.role() == "slave", "the old primary to rejoin as a replica", 30)
+    # Sentinel reconfigures a returning primary only after it has reported itself a
+    # primary for a while (8 s) on its slow replica INFO cycle (10 s): 10-30 s here.
+    await _until(lambda: old.role() == "slave", "the old primary to rejoin as a replica", 40)
     report(f"old primary a replica {time.monotonic() - run.killed_at:.1f}s after the kill")
     marks = {
         r.name: (len(r.closes), len(r.not_recovered("briefs")), len(r.ids["briefs"]))
@@ -348,8 +352,10 @@ async def test_with_min_replicas_1_a_primary_sigkill_loses_no_acknowledged_brief
         _report("Sentinel failover, MIN_REPLICAS=1, 2 replicas", run, len(lost))
         assert await _metric(processes[0].url, "livefeed_redis_failovers_total") >= 1
         refused = await _metric(processes[0].url, "livefeed_redis_writes_refused_seconds_total")
-        assert (refused > 0) == bool(run.api.failures())
-        await _old_primary_returns(deployment, processes, run, prefix)
+        if len(run.api.failures()) > 1:  # one streak, about as long as the API saw it
+            assert 0 < refused <= run.refusal_window() + 1.0, refused
+        # (The old primary's return is checked with MIN_REPLICAS=0 below: its wait for the
+        # sentinels would make this test twice as long.)
     finally:
         await stop_all(run.readers)
         await _stop(processes, deployment)
