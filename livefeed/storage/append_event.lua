@@ -19,7 +19,12 @@ local op, id, record = ARGV[3], ARGV[4], ARGV[5]
 -- A client that lost the answer to this very call and sent it again gets the first
 -- answer back instead of a second write (and a second event).
 local done = redis.call("GET", KEYS[5])
-if done then return cjson.decode(done) end
+if done then
+  -- A caller that WAITs for replicas next must have written on this connection, or WAIT
+  -- would confirm nothing: rewrite the answer (same value) to mark the position.
+  if ARGV[12] == "hold" then redis.call("SET", KEYS[5], done, "KEEPTTL") end
+  return cjson.decode(done)
+end
 
 local function refuse(why)
   redis.call("SET", KEYS[5], cjson.encode({why}), "EX", ARGV[11])
