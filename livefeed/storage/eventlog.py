@@ -20,6 +20,7 @@ Contract (what the hub and the transports rely on):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import string
@@ -36,6 +37,7 @@ from redis.exceptions import (
     MovedError,
     RedisError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
@@ -195,7 +197,13 @@ class EventLog:
             "hold" if self._min_replicas else "",
         ]
         if self._min_replicas:
-            reply = await self._append_replicated(keys, args)
+            try:
+                # Bounded as a whole, like one call: a retry after a moved slot must not
+                # keep a writer waiting through a failover.
+                async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT + limits.REDIS_WAIT_TIMEOUT):
+                    reply = await self._append_replicated(keys, args)
+            except TimeoutError as exc:
+                raise RedisTimeoutError("no confirmed answer in time") from exc
             if reply[0] == "ok":
                 await self._publish_held(k.channel(topic), reply[2])
         else:
@@ -232,13 +240,17 @@ class EventLog:
         """Publish a confirmed event's live message. The event is stored and replicated
         whatever happens here: if the message is lost, the hub notices the gap at the
         topic's next event and replays it from the stream."""
-        for attempt in (1, 2):
-            try:
-                await self._redis.execute_command(self._publish, channel, message)
-                return
-            except (RedisError, OSError) as exc:
-                if attempt == 2:
-                    logger.warning("live message on %s not published: %s", channel, exc)
+        try:
+            async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):
+                for attempt in (1, 2):
+                    try:
+                        await self._redis.execute_command(self._publish, channel, message)
+                        return
+                    except (RedisError, OSError):
+                        if attempt == 2:
+                            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("live message on %s not published: %r", channel, exc)
 
     async def read_since(self, topic: str, since: EventId) -> list[Event] | Gone:
         """Every event after ``since`` in order, or ``GONE`` if not all can be served."""

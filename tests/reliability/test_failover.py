@@ -321,7 +321,8 @@ def _report(label: str, run: Run, lost: int) -> None:
     closes = sum(len(r.closes) for r in run.readers)
     report(
         f"{label}: failover {run.failover_seconds:.2f}s, writes refused "
-        f"for {run.refusal_window():.2f}s ({len(run.api.failures())} API 503s), every reader "
+        f"for {run.refusal_window():.2f}s ({len(run.api.failures())} API 503s, slowest API "
+        f"answer {max(a.latency for a in run.api.answers):.2f}s), every reader "
         f"had the first post-kill brief {run.catch_up():.2f}s after the kill; "
         f"{len(run.truth)} briefs in history, {lost} acknowledged briefs lost; "
         f"{told} readers told recovered: false, {closes} reader disconnects"
