@@ -101,8 +101,12 @@ def sentinel_target(url: str) -> SentinelTarget:
     )
 
 
-class _FollowingPool(SentinelConnectionPool):
-    """Connections to whichever server the sentinels call the primary, counting switches."""
+class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Connections to whichever server the sentinels call the primary, counting switches.
+
+    Blocking, like the standalone pool: a burst waits for a free connection (within the call
+    timeout) instead of failing at the cap while Redis is fine.
+    """
 
     failovers = 0
 
@@ -136,6 +140,8 @@ def _sentinel_client(url: str, options: dict[str, Any]) -> Redis:
     client: Redis = manager.master_for(
         target.service,
         connection_pool_class=_FollowingPool,
+        max_connections=limits.REDIS_POOL_MAX,
+        timeout=limits.REDIS_CALL_TIMEOUT,
         username=target.username,
         password=target.password,
         db=target.db,

@@ -93,6 +93,11 @@ async def _eval_and_wait(
         )
         reply = await connection.read_response()
         confirmed = await connection.read_response()
+    except AttributeError as exc:
+        # redis-py closes every connection of a node that left the cluster map, in use or
+        # not: ours then has no socket left (its writer is None). That node is gone.
+        await connection.disconnect()
+        raise ConnectionError(f"connection to {node.name} closed under us") from exc
     except BaseException:
         await connection.disconnect()
         raise

@@ -212,12 +212,20 @@ async def _failover_run(
             "the sentinels to promote a replica",
             timeout=20,
         )
-        failover_seconds = time.monotonic() - killed_at
+        # A loaded machine can make the sentinels fail the new primary over once more
+        # (it missed pings for a second): the failover ends when the primary stops moving.
+        switches = asyncio.create_task(_switches(deployment, killed_at))
         # Its supervisor restarts the old primary: it comes back empty, as a primary, until
         # the sentinels make it a replica of the new one.
         await asyncio.to_thread(doomed.start)
         await publisher.wait()
         await producer.wait()
+        switches.cancel()
+        moves = await switches
+        failover_seconds = moves[-1]
+        report(
+            f"the primary moved {len(moves)} time(s), last {failover_seconds:.2f}s after the kill"
+        )
         new_primary = f"redis://127.0.0.1:{deployment.master_port()}/0"
 
         async def drained() -> bool:
@@ -251,6 +259,21 @@ async def _failover_run(
         raise
     run = Run(readers, publisher, producer, failover_seconds, killed_at, killed_wall, truth)
     return deployment, processes, run
+
+
+async def _switches(deployment: SentinelDeployment, killed_at: float) -> list[float]:
+    """Seconds after the kill at which the sentinels named a new primary, until cancelled."""
+    moves = [time.monotonic() - killed_at]
+    port = deployment.master_port()
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            now = await asyncio.to_thread(deployment.master_port)
+            if now is not None and now != port:
+                port = now
+                moves.append(time.monotonic() - killed_at)
+    except asyncio.CancelledError:
+        return moves
 
 
 def exact_or_told(reader: Checker, truth: Sequence[str]) -> list[str]:
