@@ -114,7 +114,13 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         redis = connect(redis_url)
-        log = EventLog(redis, keys, settings.history_size, sharded=is_cluster_url(redis_url))
+        log = EventLog(
+            redis,
+            keys,
+            settings.history_size,
+            sharded=is_cluster_url(redis_url),
+            min_replicas=settings.redis_min_replicas,
+        )
         rules = CommentRules(settings.comment_blocklist, settings.comment_max_links)
         content = Content(redis, keys, log, settings.comment_rate, stats, rules)
         hub = Hub(redis_url, redis, log, keys)

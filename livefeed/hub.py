@@ -30,7 +30,7 @@ from livefeed import limits
 from livefeed.events import Event, EventId, parse_live_message
 from livefeed.lifecycle import stop_tasks
 from livefeed.storage.channels import Channels
-from livefeed.storage.connect import Client
+from livefeed.storage.connect import Client, failovers_seen
 from livefeed.storage.eventlog import GONE, EventLog, Gone, no_history
 from livefeed.storage.keys import Keys
 
@@ -68,6 +68,7 @@ class Hub:
 
     def __init__(self, url: str, publisher: Client, log: EventLog, keys: Keys) -> None:
         self._log = log
+        self._publisher = publisher
         self._keys = keys
         self._topics: dict[str, _Topic] = {}
         self._callbacks: dict[str, Callable[[bytes], None]] = {}
@@ -91,6 +92,11 @@ class Hub:
     @property
     def silent(self) -> int:
         return self._channels.silent
+
+    @property
+    def failovers(self) -> int:
+        """Times the primary moved (Sentinel) or a cluster shard's master changed."""
+        return failovers_seen(self._publisher) + self._channels.failovers
 
     def topics(self) -> dict[str, int]:
         """Local listener count per followed topic."""

@@ -22,7 +22,9 @@ import json
 import logging
 from collections import Counter
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livefeed import limits, models
 from livefeed.errors import LivefeedError
@@ -30,6 +32,7 @@ from livefeed.lifecycle import stop_tasks
 from livefeed.models import Brief
 from livefeed.stats import Stats
 from livefeed.storage.content import INGEST_PUBSUB, INGEST_STREAM, Content
+from livefeed.storage.eventlog import NotReplicated
 from livefeed.storage.inbox import Entry, Inbox
 
 logger = logging.getLogger("livefeed.ingest")
@@ -70,6 +73,9 @@ def _entry_payload(entry: Entry) -> tuple[bytes, str | None]:
     if unknown:
         return payload, f"unknown entry field(s): {', '.join(unknown)}"
     return payload, None
+
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, NotReplicated, OSError)
 
 
 class Ingest:
@@ -169,6 +175,10 @@ class Ingest:
         try:
             await self._publish(brief, STREAM)
         except (RedisError, OSError) as exc:
+            if isinstance(exc, _UNAVAILABLE):
+                # Redis (or the replicas it must confirm with) is not there right now, as in
+                # a failover: not this entry's fault. Retried, in order, without counting.
+                raise
             self._attempts[entry.id] += 1
             if self._attempts[entry.id] < limits.INGEST_ATTEMPTS:
                 raise  # retried from the pending entries after the back-off

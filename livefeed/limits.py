@@ -46,6 +46,9 @@ SUBSCRIBES_WINDOW = 10.0  # ... within this many seconds; past it, `rate_limited
 # Redis.
 REDIS_CALL_TIMEOUT = 1.5  # so the API answers 503 within 2 s while Redis is unreachable
 REDIS_CONNECT_TIMEOUT = 1.5
+# LIVEFEED_REDIS_MIN_REPLICAS > 0: how long a write waits for its replicas (WAIT) before it
+# is answered 503; within REDIS_CALL_TIMEOUT, with room for the write itself.
+REDIS_WAIT_TIMEOUT = 1.0
 REDIS_POOL_MAX = 512  # command connections per process; past it, a call waits its turn
 WRITE_ANSWER_TTL = 300  # seconds a write's answer is kept for a retried call
 PUBSUB_RECONNECT_BACKOFF_MIN = 0.1

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -117,6 +117,18 @@ class LivefeedCollector(Collector):
             [],
             {(): hub.silent},
         )
+        yield _counter(
+            "livefeed_redis_failovers",
+            "Times the Redis primary moved (Sentinel) or a cluster slot range changed owner.",
+            [],
+            {(): hub.failovers},
+        )
+        yield _counter(
+            "livefeed_redis_writes_refused_seconds",
+            "Seconds writes were refused because Redis could not take or replicate them.",
+            [],
+            {(): stats.refusing_seconds},
+        )
         latency = stats.latency
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BUCKETS, float("inf")), latency.counts, strict=True):
@@ -131,7 +143,7 @@ class LivefeedCollector(Collector):
 
 
 def _counter(
-    name: str, documentation: str, labels: list[str], values: dict[tuple[str, ...], int]
+    name: str, documentation: str, labels: list[str], values: Mapping[tuple[str, ...], float]
 ) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for label_values, value in sorted(values.items()):

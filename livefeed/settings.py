@@ -130,11 +130,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "redis_url",
         "",
-        "Redis URL (redis://, rediss://, unix://). Empty: start an embedded Redis in DATA_DIR.",
+        "Redis URL (redis://, rediss://, unix://; redis+cluster://host:port; "
+        "redis+sentinel://[user:pass@]host:port[,host:port...]/<master>[?db=N], and "
+        "rediss+ for TLS). Empty: start an embedded Redis in DATA_DIR.",
         _optional,
         secret=True,
     ),
     Setting("redis_prefix", "livefeed:", "Prefix of every Redis key and channel livefeed uses."),
+    Setting(
+        "redis_min_replicas",
+        "0",
+        "Replicas that must confirm a write (WAIT) before it is answered 201; else 503 with "
+        "Retry-After. 0: answer once the primary has it.",
+        _non_negative_int,
+    ),
     Setting(
         "data_dir",
         "./.livefeed",
@@ -252,6 +261,7 @@ class Settings:
     port: int = 8000
     redis_url: str | None = None
     redis_prefix: str = "livefeed:"
+    redis_min_replicas: int = 0
     data_dir: Path = Path("./.livefeed")
     redis_server: str | None = None
     editor_token: str | None = None
@@ -341,4 +351,7 @@ def mask_url(url: str) -> str:
     return _SECRET_PARAM.sub(r"\1***", masked)
 
 
-_SECRET_PARAM = re.compile(r"([?&;](?:password|username|user|pass)=)[^&;#]*", re.IGNORECASE)
+# Also the sentinels' own password, which a Sentinel URL carries as a query parameter.
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:password|username|user|pass|sentinel_password)=)[^&;#]*", re.IGNORECASE
+)

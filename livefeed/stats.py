@@ -44,6 +44,29 @@ class Stats:
         self.dead_letters = Counter[str]()  # by ingest source
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
+        # Writes refused because Redis could not take (or replicate) them: the seconds from
+        # the first to the last refusal of each streak (a streak ends at a write that
+        # succeeds), so idle time after a refusal is not counted.
+        self.refused_seconds = 0.0
+        self._refused_since: float | None = None
+        self._refused_last = 0.0
+
+    def write_refused(self) -> None:
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since = now
+        self._refused_last = now
+
+    def write_accepted(self) -> None:
+        if self._refused_since is not None:
+            self.refused_seconds += self._refused_last - self._refused_since
+            self._refused_since = None
+
+    @property
+    def refusing_seconds(self) -> float:
+        """Seconds writes were refused, counting a streak still going on."""
+        since = self._refused_since
+        return self.refused_seconds + (0.0 if since is None else self._refused_last - since)
 
     def delivered_event(self, transport: str, published_ms: int, count: int = 1) -> None:
         """``count`` frames of an event published at ``published_ms`` were just written."""

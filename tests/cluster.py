@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -15,10 +17,15 @@ import redis
 class RedisCluster:
     """Three ``redis-server --cluster-enabled yes`` joined by ``redis-cli --cluster create``."""
 
-    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+    def __init__(
+        self, data_dir: Path, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 0
+    ) -> None:
         self.data_dir = data_dir
-        self.ports = [_cluster_port() for _ in range(masters)]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms  # 0: Redis's default (15 s)
+        self.ports = [_cluster_port() for _ in range(masters * (1 + replicas))]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.args: list[list[str]] = []
 
     @property
     def url(self) -> str:
@@ -44,6 +51,13 @@ class RedisCluster:
                 "--loglevel",
                 "warning",
             ]
+            if self.node_timeout_ms:
+                args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
+            if self.replicas:
+                # A master whose replica has to resync in full sends it at once instead of
+                # waiting 5 s for more replicas to share the transfer.
+                args += ["--repl-diskless-sync-delay", "0"]
+            self.args.append(args)
             self.processes.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
@@ -51,13 +65,52 @@ class RedisCluster:
             _wait(lambda p=port: _ask(p, "PING"))
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            [
+                cli,
+                "--cluster",
+                "create",
+                *nodes,
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
             check=True,
             capture_output=True,
             timeout=30,
         )
         for port in self.ports:
             _wait(lambda p=port: "cluster_state:ok" in str(_ask(p, "CLUSTER", "INFO")))
+        for port in self.ports:  # every replica has synced with its master
+            _wait(lambda p=port: _synced(_ask(p, "ROLE")))
+
+    def master_of_slot(self, slot: int) -> int:
+        """The port of the master serving ``slot`` now, as any live node tells it."""
+        for port, process in zip(self.ports, self.processes, strict=True):
+            if process.poll() is not None:
+                continue
+            try:
+                ranges: Any = _ask(port, "CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            for low, high, primary, *_ in ranges:
+                if int(low) <= slot <= int(high):
+                    return int(primary[1])
+        raise RuntimeError(f"no node knows slot {slot}")
+
+    def restart(self, port: int) -> None:
+        """Start the node on ``port`` again, as its supervisor would (it rejoins as a replica
+        when its slots were failed over meanwhile)."""
+        index = self.ports.index(port)
+        self.processes[index] = subprocess.Popen(
+            self.args[index], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait(lambda: _ask(port, "PING"))
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port``."""
+        process = self.processes[self.ports.index(port)]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
 
     def stop(self) -> None:
         for process in self.processes:
@@ -83,6 +136,10 @@ def _cluster_port() -> int:
         except OSError:
             continue
         return port
+
+
+def _synced(role: Any) -> bool:
+    return role[0] == "master" or role[3] == "connected"
 
 
 def _ask(port: int, *command: str) -> object:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import websockets
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from websockets.exceptions import ConnectionClosed
 
 from livefeed import limits
@@ -700,7 +700,9 @@ async def test_a_failed_publish_is_retried_and_dead_lettered_after_three_attempt
     async def flaky_publish(brief_obj: Any, *args: Any, **kwargs: Any) -> Any:
         attempts[brief_obj.text] += 1
         if attempts[brief_obj.text] <= fail.get(brief_obj.text, 0):
-            raise RedisConnectionError("simulated Redis hiccup")
+            # An error Redis answers: the entry's fault, unlike Redis being unreachable,
+            # which is retried without counting (a failover must not dead-letter briefs).
+            raise ResponseError("simulated failure of this entry")
         return await real_publish(brief_obj, *args, **kwargs)
 
     monkeypatch.setattr(content, "publish_brief", flaky_publish)

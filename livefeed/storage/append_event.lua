@@ -9,17 +9,25 @@
 -- ARGV[6] index score  ARGV[7] frame prefix  ARGV[8] frame suffix  ARGV[9] epoch if none yet
 -- ARGV[10] PUBLISH or SPUBLISH   ARGV[11] seconds to keep the answer
 -- ARGV[12] the id of the object the event is about (data.id), "" if none
+-- ARGV[13] "hold": return the live message instead of publishing it; the caller publishes
+--          it once replicas confirmed the write, so no reader sees an event a failover
+--          could still take back
 --
 -- ops: create (refused if the id was ever used), update (only if listed), remove (unlist,
 -- keep the record, and redact: every earlier event of the topic about the same object is
 -- left out of replays from now on), set (plain string), none.
--- Returns {"ok", event id} or {"exists"} / {"missing"} with nothing written.
+-- Returns {"ok", event id[, held message]} or {"exists"} / {"missing"} with nothing written.
 local op, id, record = ARGV[3], ARGV[4], ARGV[5]
 
 -- A client that lost the answer to this very call and sent it again gets the first
 -- answer back instead of a second write (and a second event).
 local done = redis.call("GET", KEYS[5])
-if done then return cjson.decode(done) end
+if done then
+  -- A caller that WAITs for replicas next must have written on this connection, or WAIT
+  -- would confirm nothing: rewrite the answer (same value) to mark the position.
+  if ARGV[13] == "hold" then redis.call("SET", KEYS[5], done, "KEEPTTL") end
+  return cjson.decode(done)
+end
 
 local function refuse(why)
   redis.call("SET", KEYS[5], cjson.encode({why}), "EX", ARGV[11])
@@ -63,7 +71,12 @@ if op == "remove" then redis.call("HSET", KEYS[6], id, entry) end
 local event_id = epoch .. "-" .. entry
 -- The live message names the event before it, so a hub can tell when it missed one.
 -- PUBLISH on a standalone Redis, SPUBLISH (to the topic's shard only) on a cluster.
-redis.call(ARGV[10], ARGV[1], prev .. " " .. ARGV[7] .. event_id .. ARGV[8])
+local message = prev .. " " .. ARGV[7] .. event_id .. ARGV[8]
 local answer = {"ok", event_id}
+if ARGV[13] == "hold" then
+  answer[3] = message
+else
+  redis.call(ARGV[10], ARGV[1], message)
+end
 redis.call("SET", KEYS[5], cjson.encode(answer), "EX", ARGV[11])
 return answer

@@ -74,7 +74,14 @@ class _Connection:
     async def run(self) -> None:
         """Keep a session alive: reconnect with capped, jittered backoff."""
         backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
+        first = True
         while True:
+            if self.sharded and not first:
+                # A cluster master that fails over hands its slots to a replica elsewhere:
+                # follow them to whichever node serves them now.
+                with contextlib.suppress(RedisError, OSError):
+                    await self.owner.follow_slots(self)
+            first = False
             self.session = asyncio.create_task(self._session(), name="livefeed-pubsub")
             try:
                 # wait() rather than await: a session cancelled by the probe is not our
@@ -197,6 +204,7 @@ class Channels:
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
         self.silent = 0
+        self.failovers = 0
 
     @property
     def is_connected(self) -> bool:
@@ -244,6 +252,20 @@ class Channels:
         sharded = self._channels.pop(channel, None)
         if sharded is not None and self._connections:
             await self._connection_of(channel, sharded).unsubscribe(channel, sharded)
+
+    async def follow_slots(self, connection: _Connection) -> None:
+        """Point ``connection`` at the master now serving its slots (after a failover)."""
+        if not isinstance(self._publisher, RedisCluster):
+            return
+        low = next(lo for lo, _, c in self._slots if c is connection)
+        for first, last, host, port in await self._shards():
+            if first <= low <= last:
+                url = node_url(self._url, host, port)
+                if url != connection.url:
+                    logger.warning("cluster slots %d-%d moved to %s:%d", first, last, host, port)
+                    connection.url = url
+                    self.failovers += 1
+                return
 
     def channels_of(self, connection: _Connection) -> list[tuple[str, bool]]:
         return [

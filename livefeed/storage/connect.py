@@ -1,18 +1,28 @@
-"""Redis clients from a URL: standalone (``redis://``, ``rediss://``, ``unix://``) or a
-Redis/Valkey Cluster (``redis+cluster://host:port``, ``rediss+cluster://``; any one node).
+"""Redis clients from a URL: standalone (``redis://``, ``rediss://``, ``unix://``), a
+Redis/Valkey Cluster (``redis+cluster://host:port``, ``rediss+cluster://``; any one node) or
+a primary watched by Sentinel
+(``redis+sentinel://[user:pass@]host:port[,host:port...]/<master>[?db=N]``,
+``rediss+sentinel://``).
 
-Command clients bound every call by a timeout; subscriber clients have none.
+Command clients bound every call by a timeout; subscriber clients have none. A Sentinel
+client asks the sentinels where the primary is whenever it opens a connection, so after a
+failover its next connection goes to the promoted replica; a connection still open to the
+old primary fails (it died, or it answers READONLY, which redis-py turns into a
+connection error) and is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -30,6 +40,121 @@ Client = Any
 
 def is_cluster_url(url: str) -> bool:
     return urlsplit(url).scheme in {"redis+cluster", "rediss+cluster"}
+
+
+def is_sentinel_url(url: str) -> bool:
+    return urlsplit(url).scheme in {"redis+sentinel", "rediss+sentinel"}
+
+
+def deployment(url: str) -> str:
+    """``standalone``, ``sentinel`` or ``cluster``: how the Redis of ``url`` is run."""
+    if is_cluster_url(url):
+        return "cluster"
+    return "sentinel" if is_sentinel_url(url) else "standalone"
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """Where the sentinels are, which primary they watch, and how to talk to it."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    username: str | None
+    password: str | None
+    db: int
+    tls: bool
+    # Sentinels with ``requirepass`` of their own take it from ``?sentinel_password=``.
+    sentinel_password: str | None
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """The parts of a ``redis+sentinel://`` URL; ValueError if it is malformed."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    credentials, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = credentials.partition(":")
+        username, password = (unquote(user) or None), (unquote(secret) if colon else None)
+    sentinels = []
+    for host_port in hosts.split(","):
+        host, colon, port = host_port.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"a sentinel address must be host:port, not {host_port!r}")
+        sentinels.append((host.strip("[]"), int(port)))
+    service = unquote(path.strip("/"))
+    if not service:
+        raise ValueError("a Sentinel URL names its primary: redis+sentinel://host:port/<name>")
+    options = {name: values[-1] for name, values in parse_qs(query).items()}
+    db = options.get("db", "0")
+    if not db.isdigit():
+        raise ValueError(f"db must be a number, not {db!r}")
+    return SentinelTarget(
+        sentinels=tuple(sentinels),
+        service=service,
+        username=username,
+        password=password,
+        db=int(db),
+        tls=scheme == "rediss+sentinel",
+        sentinel_password=options.get("sentinel_password"),
+    )
+
+
+class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Connections to whichever server the sentinels call the primary, counting switches.
+
+    Blocking, like the standalone pool: a burst waits for a free connection (within the call
+    timeout) instead of failing at the cap while Redis is fine.
+    """
+
+    failovers = 0
+
+    async def get_master_address(self) -> Any:
+        before = self.master_address
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        if before is not None and address != before:
+            self.failovers += 1
+        return address
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # the owner closes the pool: close the sentinel clients too
+            for sentinel in self.sentinel_manager.sentinels:
+                with contextlib.suppress(Exception):
+                    await sentinel.aclose()
+
+
+def _sentinel_client(url: str, options: dict[str, Any]) -> Redis:
+    target = sentinel_target(url)
+    sentinel_options: dict[str, Any] = {
+        "socket_timeout": limits.REDIS_CALL_TIMEOUT,
+        "socket_connect_timeout": limits.REDIS_CONNECT_TIMEOUT,
+        "ssl": target.tls,
+    }
+    if target.sentinel_password is not None:
+        sentinel_options["password"] = target.sentinel_password
+    manager = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels), sentinel_kwargs=sentinel_options
+    )
+    client: Redis = manager.master_for(
+        target.service,
+        connection_pool_class=_FollowingPool,
+        max_connections=limits.REDIS_POOL_MAX,
+        timeout=limits.REDIS_CALL_TIMEOUT,
+        username=target.username,
+        password=target.password,
+        db=target.db,
+        ssl=target.tls,
+        **options,
+    )
+    return client
+
+
+def failovers_seen(redis: Client) -> int:
+    """How many times this client saw its primary move (Sentinel clients; else 0)."""
+    pool = getattr(redis, "connection_pool", None)
+    return pool.failovers if isinstance(pool, _FollowingPool) else 0
 
 
 def _plain_url(url: str) -> str:
@@ -61,6 +186,8 @@ def connect(url: str, *, decode: bool = True, blocking: float = 0.0) -> Client:
     }
     if is_cluster_url(url):
         return RedisCluster.from_url(_plain_url(url), **options)
+    if is_sentinel_url(url):
+        return _sentinel_client(url, options)
     # A burst of requests waits for a free connection (within the call timeout) rather than
     # failing at redis-py's default cap of 100 while Redis is perfectly fine.
     pool = BlockingConnectionPool.from_url(
@@ -79,13 +206,16 @@ def connect_pubsub(url: str) -> Redis:
     No read timeout: a quiet channel is not a dead one. No silent retries either: when the
     connection drops, its owner must know, because it has to replay what it missed.
     """
-    return Redis.from_url(
-        url,
-        decode_responses=False,  # a foreign message that is not UTF-8 must not break it
-        socket_timeout=None,
-        socket_connect_timeout=limits.REDIS_CONNECT_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-    )
+    options: dict[str, Any] = {
+        "decode_responses": False,  # a foreign message that is not UTF-8 must not break it
+        "socket_timeout": None,
+        "socket_connect_timeout": limits.REDIS_CONNECT_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if is_sentinel_url(url):
+        # Each session asks the sentinels anew, so a reconnect lands on the new primary.
+        return _sentinel_client(url, options)
+    return Redis.from_url(url, **options)
 
 
 async def is_reachable(redis: Client) -> bool:
@@ -94,6 +224,19 @@ async def is_reachable(redis: Client) -> bool:
         return bool(await asyncio.wait_for(redis.ping(), limits.REDIS_CALL_TIMEOUT))
     except (RedisError, OSError, TimeoutError):
         return False
+
+
+async def role(redis: Client) -> str:
+    """The role of the server ``redis`` talks to (``master``, ``slave``; ``cluster`` for a
+    cluster client, whose commands always go to the masters), or ``unknown``."""
+    if isinstance(redis, RedisCluster):
+        return "cluster"
+    try:
+        reply = await asyncio.wait_for(redis.execute_command("ROLE"), limits.REDIS_CALL_TIMEOUT)
+    except (RedisError, OSError, TimeoutError):
+        return "unknown"
+    name = reply[0] if reply else b"unknown"
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 async def problem(redis: Client) -> str | None:

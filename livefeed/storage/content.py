@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livefeed import events, models
 from livefeed.errors import InvalidInput, NotFound
@@ -85,7 +86,12 @@ class Content:
     async def _append(
         self, topic: str, event_type: str, data: dict[str, Any], change: Change, source: str
     ) -> EventId | Outcome:
-        result = await self._log.append(topic, event_type, data, change)
+        try:
+            result = await self._log.append(topic, event_type, data, change)
+        except (RedisError, OSError):
+            self._stats.write_refused()  # for /metrics: how long writes were refused
+            raise
+        self._stats.write_accepted()
         if not isinstance(result, Outcome):
             self._stats.published[event_type, source] += 1
         return result

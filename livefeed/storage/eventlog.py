@@ -16,11 +16,19 @@ Contract (what the hub and the transports rely on):
   leave those events out; their ids stay valid resume positions.
 - Reads write nothing: a topic without history yet has the position ``no_history(topic)``'s
   origin; its epoch is created by the topic's first write.
+- With ``min_replicas`` > 0, ``append`` returns only once that many replicas confirmed the
+  write (``WAIT``, on the connection that wrote it) and raises ``NotReplicated`` if they do
+  not within ``limits.REDIS_WAIT_TIMEOUT``. The write is then on the primary but may not
+  survive a failover; repeating the call is safe. Its live message is published only
+  after the confirmation, so readers do not see an event a failover can take back (they
+  get a refused one later from the stream, if it survived).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import string
 from dataclasses import dataclass
@@ -28,10 +36,81 @@ from enum import Enum
 from importlib import resources
 from typing import Any, Final
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    RedisError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from livefeed import limits
 from livefeed.events import Event, EventId, frame_parts
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
+
+logger = logging.getLogger("livefeed.eventlog")
+
+
+class NotReplicated(RedisError):
+    """Fewer replicas than required confirmed a write in time (a RedisError, so callers
+    treat it like Redis being unavailable: 503, or retry)."""
+
+
+async def _on_one_node(
+    cluster: RedisCluster,
+    key: str,
+    script: str,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    wait_ms: int,
+) -> tuple[Any, int]:
+    """EVAL then WAIT on one connection to the master of ``key``'s slot.
+
+    Moved slots (a failover, a resharding) refresh the client's map and try once more; the
+    script's answer key makes a second run harmless."""
+    try:
+        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+    except (MovedError, AskError, ClusterDownError, ConnectionError):
+        await cluster.nodes_manager.initialize()
+        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+
+
+async def _eval_and_wait(
+    cluster: RedisCluster,
+    key: str,
+    script: str,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    wait_ms: int,
+) -> tuple[Any, int]:
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise RedisError(f"no cluster node serves {key!r}")
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(
+            connection.pack_commands(
+                [("EVAL", script, len(keys), *keys, *args), ("WAIT", replicas, wait_ms)]
+            )
+        )
+        reply = await connection.read_response()
+        confirmed = await connection.read_response()
+    except AttributeError as exc:
+        # redis-py closes every connection of a node that left the cluster map, in use or
+        # not: ours then has no socket left (its writer is None). That node is gone.
+        await connection.disconnect()
+        raise ConnectionError(f"connection to {node.name} closed under us") from exc
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        node.release(connection)
+    return reply, int(confirmed)
 
 
 class Gone(Enum):
@@ -106,8 +185,17 @@ class Listing:
 class EventLog:
     """Append, replay and position of every topic's events."""
 
-    def __init__(self, redis: Client, keys: Keys, history_size: int, *, sharded: bool) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        history_size: int,
+        *,
+        sharded: bool,
+        min_replicas: int = 0,
+    ) -> None:
         self._redis = redis
+        self._min_replicas = min_replicas
         self._publish = "SPUBLISH" if sharded else "PUBLISH"
         self._keys = keys
         self._maxlen = history_size + 1
@@ -126,36 +214,84 @@ class EventLog:
         # One token per call: redis-py re-sends the same call after a dropped connection,
         # and the script then answers from its first run.
         call = secrets.token_hex(8)
-        reply = await self._append(
-            keys=[
-                k.log(topic),
-                k.epoch(topic),
-                change.items,
-                change.index,
-                k.answer(topic, call),
-                k.redacted(topic),
-            ],
-            args=[
-                k.channel(topic),
-                self._maxlen,
-                change.op,
-                change.id,
-                change.record,
-                change.score,
-                prefix,
-                suffix,
-                new_epoch(),
-                self._publish,
-                limits.WRITE_ANSWER_TTL,
-                about if isinstance(about, str) else "",
-            ],
-        )
+        keys = [
+            k.log(topic),
+            k.epoch(topic),
+            change.items,
+            change.index,
+            k.answer(topic, call),
+            k.redacted(topic),
+        ]
+        args = [
+            k.channel(topic),
+            self._maxlen,
+            change.op,
+            change.id,
+            change.record,
+            change.score,
+            prefix,
+            suffix,
+            new_epoch(),
+            self._publish,
+            limits.WRITE_ANSWER_TTL,
+            about if isinstance(about, str) else "",
+            "hold" if self._min_replicas else "",
+        ]
+        if self._min_replicas:
+            try:
+                # Bounded as a whole, like one call: a retry after a moved slot must not
+                # keep a writer waiting through a failover.
+                async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT + limits.REDIS_WAIT_TIMEOUT):
+                    reply = await self._append_replicated(keys, args)
+            except TimeoutError as exc:
+                raise RedisTimeoutError("no confirmed answer in time") from exc
+            if reply[0] == "ok":
+                await self._publish_held(k.channel(topic), reply[2])
+        else:
+            reply = await self._append(keys=keys, args=args)
         if reply[0] != "ok":
             return Outcome(reply[0])
         event_id = EventId.parse(reply[1])
         if event_id is None:
             raise RuntimeError(f"append_event.lua returned a malformed id {reply[1]!r}")
         return event_id
+
+    async def _append_replicated(self, keys: list[str], args: list[Any]) -> Any:
+        """The append script then WAIT, on one connection: WAIT counts the replicas that
+        have every write of its own connection, so it must follow the write there. It
+        follows a refusal too (whose answer key is a write), which covers a first attempt
+        that reached the primary but whose confirmation was lost."""
+        wait_ms = int(limits.REDIS_WAIT_TIMEOUT * 1000)
+        if isinstance(self._redis, RedisCluster):
+            reply, confirmed = await _on_one_node(
+                self._redis, keys[0], self._append.script, keys, args, self._min_replicas, wait_ms
+            )
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            await self._append(keys=keys, args=args, client=pipe)  # queued, not sent yet
+            pipe.execute_command("WAIT", self._min_replicas, wait_ms)
+            reply, confirmed = await pipe.execute()
+        if int(confirmed) < self._min_replicas:
+            raise NotReplicated(
+                f"{confirmed} of {self._min_replicas} replicas confirmed the write in time"
+            )
+        return reply
+
+    async def _publish_held(self, channel: str, message: str) -> None:
+        """Publish a confirmed event's live message. The event is stored and replicated
+        whatever happens here: if the message is lost, the hub notices the gap at the
+        topic's next event and replays it from the stream."""
+        try:
+            async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):
+                for attempt in (1, 2):
+                    try:
+                        await self._redis.execute_command(self._publish, channel, message)
+                        return
+                    except (RedisError, OSError):
+                        if attempt == 2:
+                            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("live message on %s not published: %r", channel, exc)
 
     async def read_since(self, topic: str, since: EventId) -> list[Event] | Gone:
         """Every event after ``since`` in order, or ``GONE`` if not all can be served."""

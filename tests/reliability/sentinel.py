@@ -1,0 +1,156 @@
+"""A real Sentinel deployment on free loopback ports: a primary, its replicas and three
+``redis-server --sentinel`` processes watching it, each in a directory of its own."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from tests.helpers import FACTOR, free_port
+
+SERVICE = "livefeed"
+DOWN_AFTER_MS = 1000
+
+
+class Node:
+    """One redis-server (data node or sentinel), started and stopped by PID."""
+
+    def __init__(self, directory: Path, args: list[str], port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or shutil.which("valkey-server")
+        if binary is None:
+            raise RuntimeError("tests need redis-server (or valkey-server) on PATH")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [binary, *self.args, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.directory), "--daemonize", "no", "--loglevel", "warning"]
+        log = (self.directory / "log").open("ab")
+        self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        log.close()
+        _until(lambda: self.ask("PING"), f"redis on {self.port} to start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def ask(self, *command: str) -> object:
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=0.5)
+        try:
+            return client.execute_command(*command)
+        except (redis.RedisError, OSError):
+            return None
+        finally:
+            client.close()
+
+    def role(self) -> str | None:
+        reply = self.ask("ROLE")
+        return reply[0].decode() if isinstance(reply, list) else None
+
+
+# Replicas sync as a user of their own, so a test can stop replication (``cut_replication``)
+# while livefeed, as the default user, keeps writing to the primary.
+_DATA_NODE = ["--save", "", "--appendonly", "no"]
+_DATA_NODE += ["--user", "replication", "on", ">sync", "+@all", "~*", "&*"]
+_DATA_NODE += ["--masteruser", "replication", "--masterauth", "sync"]
+
+
+class SentinelDeployment:
+    """A primary, ``replicas`` replicas and three sentinels (quorum 2)."""
+
+    def __init__(self, directory: Path, replicas: int = 1) -> None:
+        self.directory = directory
+        self.primary = Node(directory / "primary", list(_DATA_NODE))
+        self.data_nodes = [self.primary]
+        for n in range(replicas):
+            args = [*_DATA_NODE, "--replicaof", "127.0.0.1", str(self.primary.port)]
+            self.data_nodes.append(Node(directory / f"replica{n}", args))
+        self.sentinels = [Node(directory / f"sentinel{n}", []) for n in range(3)]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}"
+
+    def start(self) -> None:
+        for node in self.data_nodes:
+            node.start()
+        for sentinel in self.sentinels:
+            sentinel.directory.mkdir(parents=True)
+            config = sentinel.directory / "sentinel.conf"  # sentinels rewrite their config
+            config.write_text(
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {SERVICE} 4000\n"
+                f"sentinel parallel-syncs {SERVICE} 2\n"
+            )
+            sentinel.args = [str(config), "--sentinel"]
+            sentinel.start()
+        # Every sentinel knows the replicas and the other sentinels before a test kills.
+        _until(
+            lambda: all(self._sees_everyone(s) for s in self.sentinels),
+            "the sentinels to discover the replicas and each other",
+        )
+        _until(self._replicas_synced, "the replicas to sync")
+
+    def _sees_everyone(self, sentinel: Node) -> bool:
+        fields = sentinel.ask("SENTINEL", "MASTER", SERVICE)  # redis-py answers a dict
+        if not isinstance(fields, dict):
+            return False
+        replicas = int(fields.get(b"num-slaves", 0))
+        others = int(fields.get(b"num-other-sentinels", 0))
+        return replicas == len(self.data_nodes) - 1 and others == len(self.sentinels) - 1
+
+    def _replicas_synced(self) -> bool:
+        info = self.primary.ask("INFO", "replication")  # redis-py answers a dict
+        if not isinstance(info, dict):
+            return False
+        wanted = len(self.data_nodes) - 1
+        states = [info.get(f"slave{n}", {}).get("state") for n in range(wanted)]
+        return info.get("connected_slaves") == wanted and states == ["online"] * wanted
+
+    def cut_replication(self) -> None:
+        """Stop the primary replicating: what it takes from now on, only it has."""
+        self.primary.ask("ACL", "SETUSER", "replication", "off")
+        self.primary.ask("CLIENT", "KILL", "TYPE", "replica")
+
+    def master_port(self) -> int | None:
+        """The primary's port as the first sentinel that answers tells it."""
+        for sentinel in self.sentinels:
+            reply = sentinel.ask("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            if isinstance(reply, list) and reply:
+                return int(reply[1])
+        return None
+
+    def node_on(self, port: int) -> Node:
+        return next(n for n in self.data_nodes if n.port == port)
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, *self.data_nodes]:
+            node.stop()
+
+
+def _until(check: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout * FACTOR
+    while True:
+        if callable(check) and check():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
