@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from livefeed import editor, errors, limits
+from livefeed import editor, errors, feeds, limits
 from livefeed.api import articles, briefs, health
 from livefeed.demo import load_demo
 from livefeed.editor.live import DeskFeed
@@ -162,6 +162,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws", websocket_endpoint),
         Route("/events", events_endpoint),
         Route("/metrics", metrics_endpoint),
+        *feeds.routes(),
     ]
     if pages is not None:
         routes.extend(pages.routes())

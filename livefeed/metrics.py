@@ -99,6 +99,12 @@ class LivefeedCollector(Collector):
             ["route", "status"],
             {(r, str(s)): n for (r, s), n in stats.http.items()},
         )
+        yield _counter(
+            "livefeed_feed_requests",
+            "Atom and JSON feed requests, by feed and status (304: the reader was up to date).",
+            ["feed", "status"],
+            {(f, str(s)): n for (f, s), n in stats.feeds.items()},
+        )
         hub = state.hub
         yield _counter("livefeed_redis_reconnects", "Pub/sub reconnects.", [], {(): hub.reconnects})
         yield _counter(

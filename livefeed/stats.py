@@ -44,6 +44,8 @@ class Stats:
         self.dead_letters = Counter[str]()  # by ingest source
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
+        self.feeds = Counter[tuple[str, int]]()  # feed requests by (feed, status)
+        self.pushes = Counter[str]()  # push outcomes: sent, failed, removed, retried
 
     def delivered_event(self, transport: str, published_ms: int, count: int = 1) -> None:
         """``count`` frames of an event published at ``published_ms`` were just written."""
