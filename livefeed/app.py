@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from livefeed import editor, errors, feeds, limits
+from livefeed import editor, embed, errors, feeds, limits
 from livefeed.api import articles, briefs, health
+from livefeed.cors import Cors
 from livefeed.demo import load_demo
 from livefeed.editor.live import DeskFeed
 from livefeed.errors import LivefeedError
@@ -163,6 +164,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/events", events_endpoint),
         Route("/metrics", metrics_endpoint),
         *feeds.routes(),
+        *embed.routes(),
     ]
     if pages is not None:
         routes.extend(pages.routes())
@@ -173,6 +175,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(RequestLog, routes=routes, stats=stats),
             Middleware(Guard, max_per_address=settings.max_connections_per_ip),
+            Middleware(Cors, allowed=settings.allowed_origins, stats=stats),
         ],
         exception_handlers={
             LivefeedError: _livefeed_error,

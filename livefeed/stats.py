@@ -45,6 +45,7 @@ class Stats:
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
         self.feeds = Counter[tuple[str, int]]()  # feed requests by (feed, status)
+        self.embeds = Counter[str]()  # embedded readers: iframe page views, module connections
         self.pushes = Counter[str]()  # push outcomes: sent, failed, removed, retried
 
     def delivered_event(self, transport: str, published_ms: int, count: int = 1) -> None:
