@@ -28,6 +28,8 @@ from livefeed.hub import Hub
 from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
 from livefeed.metrics import RequestLog, metrics_endpoint, registry_for
+from livefeed.push import api as push_api
+from livefeed.push.service import PushService
 from livefeed.readers import Readers
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
@@ -141,15 +143,21 @@ def create_app(settings: Settings) -> Starlette:
                 logger.error("cannot use Redis at %s: %s", mask_url(redis_url), trouble)
                 raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
             await hub.start()
+            state.push = await PushService.open(
+                redis, keys, settings, content, log, stats, consumer_name()
+            )
             state.session_key = await state.sessions.signing_key(settings.secret_key)
             state.presence.start(lambda: ReaderCounts.of(state.readers.counts(), hub.topics()))
             if settings.demo:
                 added = await load_demo(content)
                 logger.info("demo content loaded (%d new briefs)", added)
             ingest.start()
+            state.push.dispatcher.start()
             yield
         finally:
             await state.readers.drain()  # bounded by the drain window itself
+            if hasattr(state, "push"):
+                await _bounded("push dispatcher", state.push.dispatcher.stop())
             await _bounded("presence", state.presence.stop())
             await _bounded("ingest", ingest.stop())
             await _bounded("hub", hub.stop())
@@ -165,6 +173,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics_endpoint),
         *feeds.routes(),
         *embed.routes(),
+        *push_api.routes(),
     ]
     if pages is not None:
         routes.extend(pages.routes())

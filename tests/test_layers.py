@@ -78,10 +78,10 @@ ALLOWED: dict[str, set[str]] = {
     "feeds": {*PURE, "storage", "templating"},
     "embed": {*PURE, "pages", "storage"},
     "cors": {*PURE},
-    "push": {*PURE, "push", "http", "storage"},
+    "push": {*PURE, "push", "http", "paths", "storage"},
 }
 # Who may talk to Redis directly (app only to map its errors to 503 answers).
-REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish", "newsroom"}
+REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish", "newsroom", "push"}
 
 
 def _layer(path: Path) -> str:
