@@ -99,6 +99,8 @@ class PushService:
         body = b""
         while True:
             event = await receive()
+            if event["type"] == "http.disconnect":
+                return  # the sender died mid-request: nothing was pushed
             body += event.get("body", b"")
             if not event.get("more_body"):
                 break

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from redis import asyncio as aioredis
 
 from livefeed import limits
 from livefeed.settings import Rate, Settings
@@ -227,3 +229,68 @@ async def test_retracting_a_breaking_brief_cancels_the_pushes_not_sent(
     assert sent < len(names)
     await asyncio.sleep(1.0)
     assert len(push_service.receipts) == sent
+
+
+async def test_killing_the_dispatcher_mid_send_loses_none_and_repeats_none(
+    redis_server: Any, prefix: str, push_service: PushService, livefeed_process: Any
+) -> None:
+    env = {
+        "LIVEFEED_REDIS_PREFIX": prefix,
+        "LIVEFEED_EDITOR_TOKEN": "push-token",
+        "LIVEFEED_PUSH_ALLOWED_ENDPOINTS": f"{push_service.url}/push/",
+        "LIVEFEED_PUSH_SUBSCRIBE_RATE": "100000/minute",
+        "LIVEFEED_LOG_LEVEL": "warning",
+    }
+    args = ["--redis-url", redis_server.url]
+    first = await livefeed_process(args, env)
+    second = await livefeed_process(args, env)
+    redis = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    lease = f"{prefix}{{push}}:lease"
+    try:
+        await wait_for(lambda: _holder(redis, lease), what="a dispatcher to take the lease")
+        await wait_for(
+            lambda: _exists(redis, f"{prefix}{{push}}:cursor"), what="the dispatcher's cursor"
+        )
+        owner = str(await redis.get(lease))
+        holder, standby = (first, second) if f"-{first.process.pid}-" in owner else (second, first)
+        assert f"-{holder.process.pid}-" in owner
+        names = [f"reader{n}" for n in range(1000)]
+        async with httpx.AsyncClient(base_url=standby.url, timeout=TIMEOUT) as api:
+            await _subscribe_all(api, push_service, names)
+            push_service.delay = 0.05  # slow enough to be killed in the middle
+            response = await api.post(
+                "/api/briefs",
+                json={"text": "Mid-send", "breaking": True},
+                headers=auth("push-token"),
+            )
+            assert response.status_code == 201
+        await wait_for(
+            lambda: len(push_service.receipts) >= 200, timeout=30, what="the first 200 pushes"
+        )
+        holder.stop(signal.SIGKILL)
+        at_kill = len(push_service.receipts)
+        assert at_kill < len(names), "the dispatcher finished before it could be killed"
+        await wait_for(
+            lambda: all(push_service.delivered(n) for n in names),
+            timeout=60,
+            what="the standby to take over and push the rest",
+        )
+        assert push_service.errors == []
+        for name in names:
+            assert len(push_service.delivered(name)) == 1, name
+        await asyncio.sleep(1.0)
+        raw = len(push_service.receipts)
+        # Only requests in flight at the kill can reach the push service twice, and those
+        # carry the same Topic, so the browser still gets one message.
+        assert raw - len(names) <= limits.PUSH_CONCURRENCY
+        print(f"\nkilled after {at_kill} pushes; {raw - len(names)} resent and replaced by Topic")
+    finally:
+        await redis.aclose()
+
+
+async def _holder(redis: Any, lease: str) -> bool:
+    return bool(await redis.get(lease))
+
+
+async def _exists(redis: Any, key: str) -> bool:
+    return bool(await redis.exists(key))
