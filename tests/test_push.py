@@ -14,8 +14,10 @@ import pytest
 from redis import asyncio as aioredis
 
 from livefeed import limits
+from livefeed.push import vapid
 from livefeed.settings import Rate, Settings
 from tests.conftest import LiveServer
+from tests.editor_support import EditorBrowser
 from tests.helpers import TIMEOUT, auth, wait_for
 from tests.push_service import PushService
 
@@ -294,3 +296,25 @@ async def _holder(redis: Any, lease: str) -> bool:
 
 async def _exists(redis: Any, key: str) -> bool:
     return bool(await redis.exists(key))
+
+
+async def test_the_desk_shows_how_many_readers_a_breaking_brief_will_notify(
+    live_server: LiveServer, api: httpx.AsyncClient, push_service: PushService
+) -> None:
+    await _subscribe_all(api, push_service, ["a", "b", "c"])
+    async with EditorBrowser(live_server) as browser:
+        await browser.login("operator", live_server.token)
+        desk = await browser.get("/editor")
+    assert ">3 push subscribers</span>" in desk.text
+
+
+async def test_a_vapid_key_from_the_settings_is_used(
+    live_server: LiveServer, push_service: PushService
+) -> None:
+    private = vapid.generate()
+    await live_server.stop()
+    live_server.settings = live_server.settings.with_(vapid_private_key=private)
+    await live_server.start()
+    async with live_server.client() as api:
+        key = (await api.get("/api/push/key")).json()["public_key"]
+    assert key == vapid.VapidKey(private, "mailto:desk@example.com").public_key
