@@ -121,6 +121,9 @@ async def test_a_listed_site_shows_new_briefs_in_the_frame_and_the_module(
     # Retractions reach the module too.
     await newsroom.retract(fresh["id"])
     await expect(column.locator(selector)).to_have_count(0)
+    metrics = (await newsroom.client.get("/metrics")).text
+    assert 'livefeed_embed_readers_total{kind="iframe"} 1.0' in metrics
+    assert 'livefeed_embed_readers_total{kind="module"} 1.0' in metrics
 
 
 async def test_the_module_falls_back_to_sse_and_resumes(
