@@ -49,27 +49,29 @@ class Cors:
         headers = Headers(scope=scope)
         origin = headers.get("origin", "").rstrip("/")
         path = scope["path"]
-        if origin not in self._allowed or not _is_readable(path):
+        method = scope["method"]
+        if not _is_readable(path):
             await self._app(scope, receive, send)
             return
-        method = scope["method"]
+        listed = origin in self._allowed
         wanted = headers.get("access-control-request-method")
-        if method == "OPTIONS" and wanted is not None:
+        if listed and method == "OPTIONS" and wanted is not None:
             await self._preflight(origin, wanted, headers, scope, receive, send)
             return
         if method not in _READ_METHODS:
             await self._app(scope, receive, send)
             return
-        if path == "/events":
+        if listed and path == "/events":
             self._stats.embeds["module"] += 1
+        # Every read answer varies by Origin, so a shared cache never hands one site's
+        # answer (with or without the CORS header) to another.
+        added = [(b"vary", b"Origin")]
+        if listed:
+            added.append((b"access-control-allow-origin", origin.encode("latin-1")))
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", origin.encode("latin-1")),
-                    (b"vary", b"Origin"),
-                ]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         await self._app(scope, receive, send_with_cors)
