@@ -318,3 +318,21 @@ async def test_a_vapid_key_from_the_settings_is_used(
     async with live_server.client() as api:
         key = (await api.get("/api/push/key")).json()["public_key"]
     assert key == vapid.VapidKey(private, "mailto:desk@example.com").public_key
+
+
+async def test_a_breaking_brief_older_than_the_push_window_is_not_pushed(
+    live_server: LiveServer, api: httpx.AsyncClient, push_service: PushService
+) -> None:
+    await _subscribe_all(api, push_service, ["late"])
+    await _dispatcher_ready(live_server)
+    # A breaking brief found by the dispatcher only now, published long ago (as after an
+    # outage of every process): old news is not pushed.
+    store = live_server.app.state.push.store
+    old = {"id": "old1", "text": "Old news", "breaking": True, "article": None}
+    old["published_at"] = old["updated_at"] = "2020-01-01T00:00:00.000Z"
+    await store.queue([old], str(await store.cursor()))
+    fresh = await _publish(live_server, api, text="Fresh news", breaking=True)
+    await wait_for(lambda: bool(push_service.delivered("late")), what="the fresh push")
+    await asyncio.sleep(0.5)
+    assert [m["id"] for m in push_service.delivered("late")] == [fresh["id"]]
+    assert await store.jobs() == []

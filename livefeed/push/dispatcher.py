@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from redis.exceptions import RedisError
 
-from livefeed import events, limits
+from livefeed import events, limits, models
 from livefeed.errors import InvalidInput
 from livefeed.events import EventId
 from livefeed.lifecycle import stop_tasks
@@ -166,7 +166,13 @@ class Dispatcher:
 
     async def _push(self, client: httpx.AsyncClient, job: dict[str, Any]) -> None:
         brief_id = str(job["id"])
-        if time.time() - float(job.get("queued_at", 0)) > limits.PUSH_WINDOW:
+        # Old news is not pushed: a brief found late (no dispatcher ran) past the window is
+        # dropped, as is a job a crashed cluster left behind.
+        try:
+            published = models.time_ms(str(job.get("published_at"))) / 1000
+        except ValueError:
+            published = 0.0  # not a brief we wrote: drop it rather than retry it forever
+        if time.time() - published > limits.PUSH_WINDOW:
             logger.info("push of brief %s dropped: older than the push window", brief_id)
             await self._store.finish(brief_id)
             return
