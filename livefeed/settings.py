@@ -167,39 +167,6 @@ SETTINGS: tuple[Setting, ...] = (
         _origins,
     ),
     Setting(
-        "embed_origins",
-        "",
-        "Comma-separated origins whose pages may frame /embed/read-next (frame-ancestors). "
-        "Empty: no site may frame it.",
-        _origins,
-    ),
-    Setting(
-        "vapid_private_key",
-        "",
-        "Web Push VAPID private key (base64url raw P-256 key or PEM). Empty: a key pair "
-        "generated once and kept in Redis.",
-        _optional,
-        secret=True,
-    ),
-    Setting(
-        "vapid_subject",
-        "mailto:newsroom@example.com",
-        "Web Push VAPID contact (mailto: or https: URL) push services may use to reach you.",
-    ),
-    Setting(
-        "push_allowed_endpoints",
-        "",
-        "Comma-separated URL prefixes admitted as push endpoints besides public https:// "
-        "hosts (e.g. a test push service on http://127.0.0.1). Empty: none.",
-        _origins,
-    ),
-    Setting(
-        "push_subscribe_rate",
-        "10/minute",
-        "Push subscriptions one client address may create: N/second, N/minute or N/hour.",
-        Rate.parse,
-    ),
-    Setting(
         "trusted_proxies",
         "",
         "Comma-separated addresses or networks (CIDR) of reverse proxies whose "
@@ -260,6 +227,39 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
         secret=True,
     ),
+    Setting(
+        "embed_origins",
+        "",
+        "Comma-separated origins whose pages may frame /embed/read-next (frame-ancestors). "
+        "Empty: no site may frame it.",
+        _origins,
+    ),
+    Setting(
+        "vapid_private_key",
+        "",
+        "Web Push VAPID private key (base64url raw P-256 key or PEM). Empty: a key pair "
+        "generated once and kept in Redis.",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "vapid_subject",
+        "mailto:newsroom@example.com",
+        "Web Push VAPID contact (mailto: or https: URL) push services may use to reach you.",
+    ),
+    Setting(
+        "push_allowed_endpoints",
+        "",
+        "Comma-separated URL prefixes admitted as push endpoints besides public https:// "
+        "hosts (e.g. a test push service on http://127.0.0.1). Empty: none.",
+        _origins,
+    ),
+    Setting(
+        "push_subscribe_rate",
+        "10/minute",
+        "Push subscriptions one client address may create: N/second, N/minute or N/hour.",
+        Rate.parse,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -278,11 +278,6 @@ class Settings:
     editor_token: str | None = None
     secret_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
-    embed_origins: tuple[str, ...] = ()
-    vapid_private_key: str | None = None
-    vapid_subject: str = "mailto:newsroom@example.com"
-    push_allowed_endpoints: tuple[str, ...] = ()
-    push_subscribe_rate: Rate = Rate(10, 60)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     max_connections_per_ip: int = 100
     history_size: int = 1000
@@ -296,6 +291,11 @@ class Settings:
     log_level: str = "info"
     log_format: str = "plain"
     metrics_token: str | None = None
+    embed_origins: tuple[str, ...] = ()
+    vapid_private_key: str | None = None
+    vapid_subject: str = "mailto:newsroom@example.com"
+    push_allowed_endpoints: tuple[str, ...] = ()
+    push_subscribe_rate: Rate = Rate(10, 60)
 
     @classmethod
     def load(
