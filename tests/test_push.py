@@ -336,3 +336,28 @@ async def test_a_breaking_brief_older_than_the_push_window_is_not_pushed(
     await asyncio.sleep(0.5)
     assert [m["id"] for m in push_service.delivered("late")] == [fresh["id"]]
     assert await store.jobs() == []
+
+
+async def test_each_breaking_brief_is_its_own_message_and_corrections_are_not_pushed(
+    live_server: LiveServer, api: httpx.AsyncClient, push_service: PushService
+) -> None:
+    names = ["one", "two", "three"]
+    await _subscribe_all(api, push_service, names)
+    await _dispatcher_ready(live_server)
+    first = await _publish(live_server, api, text="First alert", breaking=True)
+    second = await _publish(live_server, api, text="Second alert", breaking=True)
+    response = await api.patch(
+        f"/api/briefs/{first['id']}",
+        json={"text": "First alert, corrected"},
+        headers=auth(live_server.token),
+    )
+    assert response.status_code == 200
+    await wait_for(
+        lambda: all(len(push_service.delivered(n)) == 2 for n in names),
+        what="two messages for each subscriber",
+    )
+    await asyncio.sleep(0.5)
+    for name in names:
+        ids = sorted(m["id"] for m in push_service.delivered(name))
+        assert ids == sorted([first["id"], second["id"]])
+    assert len(push_service.receipts) == 6

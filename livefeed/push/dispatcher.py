@@ -176,10 +176,17 @@ class Dispatcher:
             logger.info("push of brief %s dropped: older than the push window", brief_id)
             await self._store.finish(brief_id)
             return
+        current = await self._content.get_brief(brief_id)
+        if current is None or not current.breaking:
+            logger.info("push of brief %s cancelled: retracted or no longer breaking", brief_id)
+            await self._store.finish(brief_id)
+            return
+        # The brief as it stands now: a correction made before the push goes out is pushed.
+        data = message.payload(current.to_json())
         cancelled = asyncio.Event()
         watcher = asyncio.create_task(self._watch(brief_id, cancelled))
         try:
-            await self._push_all(client, brief_id, message.payload(job), cancelled)
+            await self._push_all(client, brief_id, data, cancelled)
         finally:
             await stop_tasks([watcher])
         if cancelled.is_set():
