@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from livefeed import editor, errors, limits
+from livefeed import editor, embed, errors, feeds, limits
 from livefeed.api import articles, briefs, health
+from livefeed.cors import Cors
 from livefeed.demo import load_demo
 from livefeed.editor.live import DeskFeed
 from livefeed.errors import LivefeedError
@@ -27,6 +28,8 @@ from livefeed.hub import Hub
 from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
 from livefeed.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
+from livefeed.push import api as push_api
+from livefeed.push.service import PushService
 from livefeed.readers import Readers
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
@@ -151,6 +154,9 @@ def create_app(settings: Settings) -> Starlette:
                 logger.error("cannot use Redis at %s: %s", mask_url(redis_url), trouble)
                 raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
             await hub.start()
+            state.push = await PushService.open(
+                redis, keys, settings, content, log, stats, consumer_name()
+            )
             state.session_key = await state.sessions.signing_key(settings.secret_key)
             state.presence.start(lambda: ReaderCounts.of(state.readers.counts(), hub.topics()))
             if settings.demo:
@@ -159,11 +165,14 @@ def create_app(settings: Settings) -> Starlette:
             ingest.start()
             if metrics_listener is not None:
                 await metrics_listener.start()
+            state.push.dispatcher.start()
             yield
         finally:
             if metrics_listener is not None:
                 await _bounded("metrics listener", metrics_listener.stop())
             await state.readers.drain()  # bounded by the drain window itself
+            if hasattr(state, "push"):
+                await _bounded("push dispatcher", state.push.dispatcher.stop())
             await _bounded("presence", state.presence.stop())
             await _bounded("ingest", ingest.stop())
             await _bounded("hub", hub.stop())
@@ -177,6 +186,9 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws", websocket_endpoint),
         Route("/events", events_endpoint),
         Route("/metrics", metrics_endpoint),
+        *feeds.routes(),
+        *embed.routes(),
+        *push_api.routes(),
     ]
     if pages is not None:
         routes.extend(pages.routes())
@@ -187,6 +199,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(RequestLog, routes=routes, stats=stats),
             Middleware(Guard, max_per_address=settings.max_connections_per_ip),
+            Middleware(Cors, allowed=settings.allowed_origins, stats=stats),
         ],
         exception_handlers={
             LivefeedError: _livefeed_error,

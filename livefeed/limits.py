@@ -106,3 +106,19 @@ HTTP_HEADER_TIMEOUT = 10.0  # a request's headers must be complete this soon (sl
 HTTP_HEADER_BYTES_MAX = 16 * 1024  # request line + headers; past it, 431 and close
 HTTP_LINGER = 2.0  # seconds a refused request's connection stays open to take its answer
 HTTP_BODY_TIMEOUT = 10.0  # a request body must have fully arrived this soon; else 408
+
+# Web Push for breaking briefs.
+PUSH_ENDPOINT_MAX = 2_048  # characters of a subscription's endpoint URL
+PUSH_WINDOW = 900  # seconds: a breaking brief is pushed within this window, then dropped
+PUSH_TTL = 900  # the TTL header: a push service keeps an undelivered message this long
+PUSH_CONCURRENCY = 32  # requests to push services in flight at once
+PUSH_TIMEOUT = 10.0  # seconds for one request to a push service
+PUSH_ATTEMPTS = 5  # tries per subscription for 429/5xx/network errors before "failed"
+PUSH_BACKOFF_MIN = 0.5  # seconds before the first retry (doubling) without Retry-After
+PUSH_RETRY_AFTER_MAX = 120.0  # a push service's Retry-After is honoured up to this
+PUSH_LEASE_TTL = 5.0  # a dead dispatcher's lease expires after this many seconds
+PUSH_LEASE_RENEW = 1.5
+PUSH_STANDBY_POLL = 1.0  # how often a standby process tries to take the dispatcher lease
+PUSH_POLL = 0.25  # seconds between reads of the briefs log for new breaking briefs
+PUSH_CANCEL_CHECK = 0.2  # seconds between checks that a brief being pushed is still up
+PUSH_SCAN_BATCH = 500  # subscriptions read per HSCAN

@@ -106,6 +106,24 @@ class LivefeedCollector(Collector):
             ["route", "status"],
             {(r, str(s)): n for (r, s), n in stats.http.items()},
         )
+        yield _counter(
+            "livefeed_feed_requests",
+            "Atom and JSON feed requests, by feed and status (304: the reader was up to date).",
+            ["feed", "status"],
+            {(f, str(s)): n for (f, s), n in stats.feeds.items()},
+        )
+        yield _counter(
+            "livefeed_embed_readers",
+            "Embedded readers: /embed/read-next page views and live connections from other sites.",
+            ["kind"],
+            {(k,): n for k, n in stats.embeds.items()},
+        )
+        yield _counter(
+            "livefeed_pushes",
+            "Web Push outcomes per subscription: sent, failed, removed (gone), retried.",
+            ["outcome"],
+            {(o,): n for o, n in stats.pushes.items()},
+        )
         hub = state.hub
         yield _counter("livefeed_redis_reconnects", "Pub/sub reconnects.", [], {(): hub.reconnects})
         yield _counter(

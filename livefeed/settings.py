@@ -175,8 +175,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allowed_origins",
         "",
-        "Comma-separated browser origins allowed besides the site's own (WebSocket, SSE). "
-        "Empty: same origin only.",
+        "Comma-separated browser origins allowed besides the site's own (WebSocket, SSE, and "
+        "CORS on GET lists, feeds and /events). Empty: same origin only.",
         _origins,
     ),
     Setting(
@@ -248,6 +248,39 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
         secret=True,
     ),
+    Setting(
+        "embed_origins",
+        "",
+        "Comma-separated origins whose pages may frame /embed/read-next (frame-ancestors). "
+        "Empty: no site may frame it.",
+        _origins,
+    ),
+    Setting(
+        "vapid_private_key",
+        "",
+        "Web Push VAPID private key (base64url raw P-256 key or PEM). Empty: a key pair "
+        "generated once and kept in Redis.",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "vapid_subject",
+        "mailto:newsroom@example.com",
+        "Web Push VAPID contact (mailto: or https: URL) push services may use to reach you.",
+    ),
+    Setting(
+        "push_allowed_endpoints",
+        "",
+        "Comma-separated URL prefixes admitted as push endpoints besides public https:// "
+        "hosts (e.g. a test push service on http://127.0.0.1). Empty: none.",
+        _origins,
+    ),
+    Setting(
+        "push_subscribe_rate",
+        "10/minute",
+        "Push subscriptions one client address may create: N/second, N/minute or N/hour.",
+        Rate.parse,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -281,6 +314,11 @@ class Settings:
     log_format: str = "plain"
     metrics_port: int | None = None
     metrics_token: str | None = None
+    embed_origins: tuple[str, ...] = ()
+    vapid_private_key: str | None = None
+    vapid_subject: str = "mailto:newsroom@example.com"
+    push_allowed_endpoints: tuple[str, ...] = ()
+    push_subscribe_rate: Rate = Rate(10, 60)
 
     @classmethod
     def load(

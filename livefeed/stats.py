@@ -44,6 +44,9 @@ class Stats:
         self.dead_letters = Counter[str]()  # by ingest source
         self.http = Counter[tuple[str, int]]()  # by (route template, status)
         self.latency = LatencyHistogram()
+        self.feeds = Counter[tuple[str, int]]()  # feed requests by (feed, status)
+        self.embeds = Counter[str]()  # embedded readers: iframe page views, module connections
+        self.pushes = Counter[str]()  # push outcomes: sent, failed, removed, retried
         # Writes refused because Redis could not take (or replicate) them: the seconds from
         # the first to the last refusal of each streak (a streak ends at a write that
         # succeeds), so idle time after a refusal is not counted.

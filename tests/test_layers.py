@@ -55,6 +55,10 @@ ALLOWED: dict[str, set[str]] = {
         "metrics",
         "logs",
         "guard",
+        "feeds",
+        "embed",
+        "cors",
+        "push",
     },
     "cli": {
         *PURE,
@@ -71,9 +75,13 @@ ALLOWED: dict[str, set[str]] = {
     "workers": {"server"},
     "__main__": {"cli"},
     "__init__": {"publish"},
+    "feeds": {*PURE, "storage", "templating"},
+    "embed": {*PURE, "pages", "storage"},
+    "cors": {*PURE},
+    "push": {*PURE, "push", "http", "paths", "storage"},
 }
 # Who may talk to Redis directly (app only to map its errors to 503 answers).
-REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish", "newsroom"}
+REDIS_USERS = {"storage", "hub", "subscription", "app", "ingest", "publish", "newsroom", "push"}
 
 
 def _layer(path: Path) -> str:

@@ -73,6 +73,8 @@ async def _desk_context(request: Request) -> dict[str, Any]:
         d.activity(),
     )
     credits = await d.credits(BRIEF, [b.id for b in listing.items])
+    push = getattr(request.app.state, "push", None)  # who a breaking brief will notify
+    push_subscribers = None if push is None else await push.store.count()
     titles = {row.article.slug: row.article.title for row in articles}
     return {
         "heading": "Desk",
@@ -82,6 +84,7 @@ async def _desk_context(request: Request) -> dict[str, Any]:
         "articles": [row.article for row in articles],
         "titles": titles,
         "readers": readers,
+        "push_subscribers": push_subscribers,
         "activity": activity,
         "form": {"text": "", "breaking": False, "article": None},
         "notice": DONE.get(request.query_params.get("done", "")),

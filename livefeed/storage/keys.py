@@ -41,6 +41,12 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{desk}:reports:<slug>/<id>     hash: reason -> count, "note:<n>" -> a reader's note
     <prefix>{desk}:reporters:<slug>/<id>   set: digests of the addresses that reported it
     <prefix>{desk}:readers                 hash: process -> its reader counts (JSON, timed)
+    <prefix>{push}:subscriptions           hash: sha256(endpoint) -> browser PushSubscription
+    <prefix>{push}:vapid                   string: the generated VAPID private key
+    <prefix>{push}:lease                   string: the one process dispatching pushes now
+    <prefix>{push}:cursor                  string: the briefs event the dispatcher has read up to
+    <prefix>{push}:jobs                    hash: brief id -> the breaking brief being pushed
+    <prefix>{push}:marks:<brief id>        hash: subscription -> sent/removed/failed, TTL
 """
 
 from __future__ import annotations
@@ -182,3 +188,23 @@ class Keys:
 
     def desk_readers(self) -> str:
         return self._tagged("desk", "readers")
+
+    # Web Push: one hash tag, so a job, its marks and the subscriptions change atomically.
+
+    def push_subscriptions(self) -> str:
+        return self._tagged("push", "subscriptions")
+
+    def push_vapid(self) -> str:
+        return self._tagged("push", "vapid")
+
+    def push_lease(self) -> str:
+        return self._tagged("push", "lease")
+
+    def push_cursor(self) -> str:
+        return self._tagged("push", "cursor")
+
+    def push_jobs(self) -> str:
+        return self._tagged("push", "jobs")
+
+    def push_marks(self, brief_id: str) -> str:
+        return self._tagged("push", f"marks:{brief_id}")

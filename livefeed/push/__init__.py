@@ -1,0 +1,1 @@
+"""Web Push for breaking briefs: subscriptions, VAPID keys, the one dispatcher per cluster."""
