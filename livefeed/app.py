@@ -76,6 +76,13 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
     return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
 
 
+async def _io_error(request: Request, exc: Exception) -> Response:
+    """A connection that broke under a request (a Redis failover can cut one mid-command in
+    ways redis-py does not wrap): the client may retry, so 503, never a 500."""
+    logger.warning("I/O failure during %s %s", request.method, request.url.path, exc_info=exc)
+    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and pages is not None and _wants_html(request):
@@ -204,6 +211,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             LivefeedError: _livefeed_error,
             RedisError: _redis_error,
+            OSError: _io_error,
             HTTPException: _http_error,
         },
     )
