@@ -50,6 +50,12 @@ class Node:
                 self.process.wait()
         self.process = None
 
+    def restart_unpromotable(self) -> None:
+        """Start again, never to be chosen by the sentinels as a primary."""
+        if "--replica-priority" not in self.args:
+            self.args = [*self.args, "--replica-priority", "0"]
+        self.start()
+
     def ask(self, *command: str) -> object:
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=0.5)
         try:

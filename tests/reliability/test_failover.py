@@ -216,8 +216,10 @@ async def _failover_run(
         # (it missed pings for a second): the failover ends when the primary stops moving.
         switches = asyncio.create_task(_switches(deployment, killed_at))
         # Its supervisor restarts the old primary: it comes back empty, as a primary, until
-        # the sentinels make it a replica of the new one.
-        await asyncio.to_thread(doomed.start)
+        # the sentinels make it a replica of the new one. Without persistence it must never
+        # be promoted again (Redis's own advice): on a loaded machine the sentinels once
+        # failed over to it before its first sync and the whole dataset was gone.
+        await asyncio.to_thread(doomed.restart_unpromotable)
         await publisher.wait()
         await producer.wait()
         switches.cancel()
@@ -226,14 +228,18 @@ async def _failover_run(
         report(
             f"the primary moved {len(moves)} time(s), last {failover_seconds:.2f}s after the kill"
         )
-        new_primary = f"redis://127.0.0.1:{deployment.master_port()}/0"
 
         async def drained() -> bool:
             # The consumer group has read and settled every entry the new primary holds
             # (with MIN_REPLICAS=0 the producer's own unreplicated entries may be gone).
-            client = aioredis.Redis.from_url(new_primary, decode_responses=True)
+            port = await asyncio.to_thread(deployment.master_port)
+            if port is None:
+                return False
+            client = aioredis.Redis(port=port, decode_responses=True)
             try:
                 groups = await client.xinfo_groups(Keys(prefix).ingest())
+            except (RedisError, OSError):
+                return False  # between a promotion and the next producer write
             finally:
                 await client.aclose()
             return bool(groups) and all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
@@ -244,6 +250,7 @@ async def _failover_run(
             raise AssertionError(
                 "ingest not drained\n" + "\n".join(p.output[-3000:] for p in processes)
             ) from None
+        new_primary = f"redis://127.0.0.1:{deployment.master_port()}/0"
         truth = await history(new_primary, prefix)
         truth_ids = [event_id for event_id, _ in truth]
         await _until(
