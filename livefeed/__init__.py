@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # `livefeed.publish_brief` without importing anything at `import livefeed`.
     if name == "publish_brief":
-        from livefeed.publish import publish_brief
+        from livefeed.cli.publish import publish_brief
 
         return publish_brief
     raise AttributeError(f"module 'livefeed' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from livefeed.cli import main
+from livefeed.cli.main import main
 
 raise SystemExit(main())

@@ -17,25 +17,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from livefeed import editor, embed, errors, feeds, limits
+from livefeed import editor, errors, limits
 from livefeed.api import articles, briefs, health
-from livefeed.cors import Cors
-from livefeed.demo import load_demo
 from livefeed.editor.live import DeskFeed
 from livefeed.errors import LivefeedError
-from livefeed.guard import Guard
-from livefeed.hub import Hub
+from livefeed.fanout.hub import Hub
+from livefeed.fanout.readers import Readers
 from livefeed.ingest import Ingest
 from livefeed.logs import configure_logging
-from livefeed.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
+from livefeed.pages import embed, feeds
 from livefeed.push import api as push_api
 from livefeed.push.service import PushService
-from livefeed.readers import Readers
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
 from livefeed.storage.comments import CommentRules
 from livefeed.storage.connect import connect, is_cluster_url, problem
 from livefeed.storage.content import Content
+from livefeed.storage.demo import load_demo
 from livefeed.storage.desk import Desk
 from livefeed.storage.editors import Editors
 from livefeed.storage.eventlog import EventLog
@@ -47,11 +45,14 @@ from livefeed.storage.presence import Presence, ReaderCounts
 from livefeed.storage.sessions import Sessions
 from livefeed.transports.sse import events_endpoint
 from livefeed.transports.websocket import websocket_endpoint
+from livefeed.web.cors import Cors
+from livefeed.web.guard import Guard
+from livefeed.web.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
 
 logger = logging.getLogger("livefeed")
 
 try:  # the reader pages land separately; the API works without them
-    from livefeed import pages
+    from livefeed.pages import reader as pages
 except ImportError:  # pragma: no cover
     pages = None  # type: ignore[assignment]
 

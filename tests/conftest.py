@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from livefeed.app import create_app
-from livefeed.server import Server, server_config
+from livefeed.serving.server import Server, server_config
 from livefeed.settings import Rate, Settings
 from tests.helpers import TIMEOUT, free_port, wait_for
 

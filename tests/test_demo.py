@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from livefeed.demo import brief_times, load_demo
 from livefeed.storage.content import Content
+from livefeed.storage.demo import brief_times, load_demo
 from tests.conftest import LiveServer
 from tests.helpers import auth
 

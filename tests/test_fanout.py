@@ -10,8 +10,8 @@ import websockets
 from websockets.frames import Frame, Opcode
 
 from livefeed.events import Event, EventId, pong_frame
+from livefeed.fanout.subscription import Subscription
 from livefeed.stats import Stats
-from livefeed.subscription import Subscription
 from livefeed.transports.websocket import _drain, _frames_for, _sink, text_frame
 from tests.conftest import LiveServer
 from tests.helpers import recv_json, subscribe

@@ -7,7 +7,7 @@ import asyncio
 import redis.asyncio as aioredis
 import websockets
 
-from livefeed.hub import Hub
+from livefeed.fanout.hub import Hub
 from tests.conftest import LiveServer, RedisServer
 from tests.helpers import auth, recv_json, subscribe, wait_for
 

@@ -186,7 +186,7 @@ def test_the_dashboard_only_charts_metrics_livefeed_exports() -> None:
     dashboard = json.loads((root / "deploy/grafana/livefeed-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {m for e in exprs for m in re.findall(r"livefeed_[a-z_]+", e)}
-    source = (root / "livefeed/metrics.py").read_text()
+    source = (root / "livefeed/web/metrics.py").read_text()
     for metric in used:
         base = re.sub(r"_(total|bucket|count|sum)$", "", metric)
         assert f'"{base}"' in source, (

@@ -12,11 +12,11 @@ from starlette.routing import Route
 from livefeed import models
 from livefeed.api.auth import require_editor
 from livefeed.errors import NotFound
-from livefeed.http import client_address, list_params, read_json
 from livefeed.models import Article
 from livefeed.storage.content import API, Content
 from livefeed.storage.desk import Desk
 from livefeed.storage.moderation import PENDING, Moderation
+from livefeed.web.requests import client_address, list_params, read_json
 
 
 def _content(request: Request) -> Content:

@@ -9,9 +9,9 @@ from starlette.routing import Route
 from livefeed import models
 from livefeed.api.auth import require_editor
 from livefeed.errors import NotFound
-from livefeed.http import list_params, read_json
 from livefeed.storage.content import API, Content
 from livefeed.storage.desk import Desk
+from livefeed.web.requests import list_params, read_json
 
 
 def _content(request: Request) -> Content:

@@ -25,11 +25,11 @@ from starlette.routing import Route
 from livefeed import errors, limits
 from livefeed.editor.session import SignedIn, is_still_signed_in, signed_in
 from livefeed.errors import Unauthorized
-from livefeed.http import is_allowed_origin
-from livefeed.readers import Readers
+from livefeed.fanout.readers import Readers
 from livefeed.storage.desk import Desk
 from livefeed.storage.presence import Presence
 from livefeed.storage.sessions import session_tag
+from livefeed.web.requests import is_allowed_origin
 
 HEADERS = {
     "Cache-Control": "no-store",

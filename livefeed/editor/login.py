@@ -19,10 +19,10 @@ from starlette.routing import Route
 from livefeed.editor import session as web_session
 from livefeed.editor.views import page, read_form, render, see_other
 from livefeed.errors import Forbidden, RateLimited
-from livefeed.http import client_address
 from livefeed.storage.editors import OPERATOR, Editors, clean_name, is_operator_token
 from livefeed.storage.logins import LoginGuard
 from livefeed.storage.sessions import Sessions
+from livefeed.web.requests import client_address
 
 logger = logging.getLogger("livefeed.editor")
 

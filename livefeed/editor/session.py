@@ -22,9 +22,9 @@ from starlette.responses import Response
 
 from livefeed import errors, limits
 from livefeed.errors import Forbidden, Unauthorized
-from livefeed.http import is_allowed_origin, is_https
 from livefeed.storage.editors import OPERATOR, Editors
 from livefeed.storage.sessions import Session, Sessions
+from livefeed.web.requests import is_allowed_origin, is_https
 
 COOKIE = "livefeed_session"
 LOGIN_COOKIE = "livefeed_login"  # the sign-in form's own CSRF token, before any session

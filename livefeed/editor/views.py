@@ -14,12 +14,13 @@ from urllib.parse import parse_qs, quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from livefeed import limits, paths
+from livefeed import limits
 from livefeed.editor.session import SignedIn, signed_in
 from livefeed.errors import LivefeedError, RateLimited, Unauthorized, Unavailable
-from livefeed.http import read_body
 from livefeed.storage.desk import Activity
-from livefeed.templating import environment
+from livefeed.web import paths
+from livefeed.web.requests import read_body
+from livefeed.web.templating import environment
 
 CONTENT_SECURITY_POLICY = (
     f"default-src 'self'; script-src {paths.script_src()}; style-src 'self'; img-src 'self' data:; "

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from livefeed import errors, paths
+from livefeed import errors
 from livefeed.errors import InvalidInput, LivefeedError
-from livefeed.http import client_address, is_allowed_origin, read_json
 from livefeed.push.service import PushService
 from livefeed.push.subscriptions import check_endpoint, parse_subscription
+from livefeed.web import paths
+from livefeed.web.requests import client_address, is_allowed_origin, read_json
 
 
 def _push(request: Request) -> PushService:

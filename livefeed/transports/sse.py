@@ -19,10 +19,10 @@ from starlette.types import Receive, Scope, Send
 from livefeed import errors, limits
 from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
-from livefeed.http import is_allowed_origin
-from livefeed.readers import SSE, Readers
+from livefeed.fanout.readers import SSE, Readers
+from livefeed.fanout.subscription import Subscription
 from livefeed.stats import Stats
-from livefeed.subscription import Subscription
+from livefeed.web.requests import is_allowed_origin
 
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

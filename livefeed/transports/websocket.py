@@ -2,7 +2,7 @@
 
 The connection's own task reads the client's frames (subscribe, unsubscribe, ping).
 Frames go out through the subscription. Under livefeed's own server
-(``livefeed.protocols.FrameProtocol``) the connection offers the ``livefeed.frames``
+(``livefeed.serving.protocols.FrameProtocol``) the connection offers the ``livefeed.frames``
 extension: each event's frame is encoded once for every reader of the process and the
 hub's fan-out writes it straight to each reader's socket (the subscription's ``sink``);
 what a socket that pushed back left queued is written when it takes data again. Under any
@@ -30,13 +30,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from livefeed import errors, limits
 from livefeed.errors import CloseCode, FrameError, LivefeedError
 from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
-from livefeed.http import is_allowed_origin
-from livefeed.hub import Hub
-from livefeed.readers import WS, Readers
+from livefeed.fanout.hub import Hub
+from livefeed.fanout.readers import WS, Readers
+from livefeed.fanout.subscription import Outgoing, Sink, Subscription
 from livefeed.stats import Stats
 from livefeed.storage.eventlog import EventLog
-from livefeed.subscription import Outgoing, Sink, Subscription
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
+from livefeed.web.requests import is_allowed_origin
 
 logger = logging.getLogger("livefeed.ws")
 
@@ -49,7 +49,7 @@ class _PolicyViolation(Exception):
 
 
 class FrameWriter(Protocol):
-    """What the ``livefeed.frames`` extension offers (livefeed.protocols.FrameWriter)."""
+    """What the ``livefeed.frames`` extension offers (livefeed.serving.protocols.FrameWriter)."""
 
     @property
     def is_writable(self) -> bool: ...

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from livefeed import limits
-from livefeed.client import ApiClient
+from livefeed.cli.client import ApiClient
 from livefeed.logs import configure_logging
 from tests.conftest import LiveServer, RedisServer
 from tests.editor_support import add_editor, new_token

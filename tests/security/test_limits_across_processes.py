@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from livefeed import paths
 from livefeed.settings import Rate, Settings
-from livefeed.templating import environment
+from livefeed.web import paths
+from livefeed.web.templating import environment
 from tests.conftest import LiveServer
 from tests.helpers import TIMEOUT, auth
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livefeed import errors
 from livefeed.errors import CloseCode
-from livefeed.http import client_address, is_https
+from livefeed.web.requests import client_address, is_https
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -12,7 +12,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # livefeed/, from livefeed/web/
 
 
 def _find(name: str) -> Path:

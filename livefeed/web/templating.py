@@ -13,7 +13,8 @@ from typing import Any
 
 import jinja2
 
-from livefeed import limits, paths
+from livefeed import limits
+from livefeed.web import paths
 
 
 def _moment(iso: str) -> datetime:

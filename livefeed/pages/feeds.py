@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from livefeed import events, models
 from livefeed.storage.content import Content
-from livefeed.templating import environment
+from livefeed.web.templating import environment
 
 FEED_BRIEFS = 50
 # Feed readers poll; a few seconds of caching absorbs a crowd without hiding news for long.

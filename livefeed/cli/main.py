@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from livefeed import __version__, newsroom
+from livefeed import __version__
+from livefeed.cli import newsroom
 from livefeed.logs import configure_logging
 from livefeed.settings import SETTINGS, Settings, SettingsError, mask_url, settings_table
 
@@ -86,9 +87,9 @@ def publish(
     settings: Settings, text: str, breaking: bool, article: str | None, brief_id: str | None
 ) -> int:
     """Queue one brief on the ingest stream; 0 on success, else one line on stderr."""
+    from livefeed.cli.publish import publish_to
     from livefeed.embedded_redis import running_url
     from livefeed.errors import LivefeedError, Unavailable
-    from livefeed.publish import publish_to
 
     url = settings.redis_url or running_url(settings.data_dir)
     if url is None:
@@ -124,8 +125,8 @@ def serve(settings: Settings) -> int:
     # Imported here so `livefeed --help` stays fast and needs no server libraries.
     from livefeed.app import create_app
     from livefeed.embedded_redis import EmbeddedRedis, EmbeddedRedisError
-    from livefeed.server import Server, server_config
-    from livefeed.workers import run_workers
+    from livefeed.serving.server import Server, server_config
+    from livefeed.serving.workers import run_workers
 
     embedded: EmbeddedRedis | None = None
     try:

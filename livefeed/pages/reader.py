@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from livefeed import errors, events, limits, models, paths
+from livefeed import errors, events, limits, models
 from livefeed.errors import (
     InvalidInput,
     LivefeedError,
@@ -28,8 +28,9 @@ from livefeed.errors import (
     RateLimited,
     Unavailable,
 )
-from livefeed.http import client_address, is_allowed_origin, read_body
-from livefeed.templating import environment
+from livefeed.web import paths
+from livefeed.web.requests import client_address, is_allowed_origin, read_body
+from livefeed.web.templating import environment
 
 if TYPE_CHECKING:
     from livefeed.models import Article

@@ -16,7 +16,7 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 
-from livefeed.server import Server, server_config
+from livefeed.serving.server import Server, server_config
 
 logger = logging.getLogger("livefeed.workers")
 

@@ -12,8 +12,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from livefeed import limits
-from livefeed.protocols import FrameProtocol, HeaderDeadlineProtocol
-from livefeed.readers import Readers
+from livefeed.fanout.readers import Readers
+from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol
 
 
 def server_config(

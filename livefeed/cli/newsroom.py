@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from livefeed.client import INVALID, NOT_FOUND, UNAUTHORIZED, ApiClient, ApiError
+from livefeed.cli.client import INVALID, NOT_FOUND, UNAUTHORIZED, ApiClient, ApiError
 from livefeed.errors import Conflict, InvalidInput, LivefeedError, NotFound
 from livefeed.settings import SETTINGS, Settings
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from livefeed import events
-from livefeed.pages import CONTENT_SECURITY_POLICY, render
+from livefeed.pages.reader import CONTENT_SECURITY_POLICY, render
 from livefeed.storage.content import Content
 
 EMBED_BRIEFS = 10

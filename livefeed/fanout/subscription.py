@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from livefeed import limits
 from livefeed.errors import TooManySubscriptions, Unavailable
 from livefeed.events import Event, EventId, subscribed_frame
-from livefeed.hub import Hub, is_after
+from livefeed.fanout.hub import Hub, is_after
 from livefeed.storage.eventlog import GONE, EventLog
 
 logger = logging.getLogger("livefeed.subscription")

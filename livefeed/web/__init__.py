@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the API, the pages and the desk: requests, middleware, templates."""
