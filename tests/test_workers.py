@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from livefeed.serving import workers
 from livefeed.settings import Settings
-from tests.conftest import RedisServer
+from tests.conftest import LivefeedProcess, RedisServer
 from tests.helpers import FACTOR, free_port, wait_for
 
 TOKEN = "workers-token"
@@ -79,16 +80,22 @@ def test_serve_with_workers_on_a_taken_port_fails_at_once(
     assert "started worker" not in result.stderr
 
 
+@pytest.fixture
+async def two_workers(
+    livefeed_process: Any, redis_server: RedisServer, prefix: str
+) -> LivefeedProcess:
+    """``livefeed serve --workers 2`` on the test Redis, ready to answer."""
+    settings = Settings(
+        redis_url=redis_server.url, redis_prefix=prefix, editor_token=TOKEN, drain_seconds=0.2
+    )
+    server: LivefeedProcess = await livefeed_process(["--workers", "2"], settings.to_env())
+    return server
+
+
 async def test_two_workers_serve_and_a_sigterm_stops_them_with_exit_0(
-    livefeed_process, redis_server: RedisServer, prefix: str
+    two_workers: LivefeedProcess,
 ) -> None:
-    env = {
-        "LIVEFEED_REDIS_URL": redis_server.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-        "LIVEFEED_DRAIN_SECONDS": "0.2",
-    }
-    server = await livefeed_process(["--workers", "2"], env)
+    server = two_workers
     supervisor = server.process.pid
     await wait_for(lambda: len(_workers_of(supervisor)) == 2, what="two workers")
     children = _workers_of(supervisor)
@@ -100,15 +107,9 @@ async def test_two_workers_serve_and_a_sigterm_stops_them_with_exit_0(
 
 
 async def test_a_worker_that_dies_after_serving_is_started_again(
-    livefeed_process, redis_server: RedisServer, prefix: str
+    two_workers: LivefeedProcess,
 ) -> None:
-    env = {
-        "LIVEFEED_REDIS_URL": redis_server.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-        "LIVEFEED_DRAIN_SECONDS": "0.2",
-    }
-    server = await livefeed_process(["--workers", "2"], env)
+    server = two_workers
     supervisor = server.process.pid
 
     def serving() -> int:
