@@ -237,15 +237,23 @@ async def test_a_stream_gets_only_its_topics(
 # -- resuming --------------------------------------------------------------------------------
 
 
+async def away_while_published(
+    api: httpx.AsyncClient, token: str, count: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """A reader sees one brief and leaves; ``count`` briefs are published while it is away.
+    Its last event id and the briefs it missed."""
+    async with open_stream(api, ["briefs"]) as stream:
+        await stream.until_subscribed()
+        await publish(api, token, "seen")
+        cursor = (await stream.next()).id
+    assert cursor
+    return cursor, [await publish(api, token, f"missed {i}") for i in range(count)]
+
+
 async def test_last_event_id_replays_exactly_the_missed_briefs(
     live_server: LiveServer, api: httpx.AsyncClient
 ) -> None:
-    async with open_stream(api, ["briefs"]) as stream:
-        await stream.until_subscribed()
-        await publish(api, live_server.token, "seen")
-        cursor = (await stream.next()).id
-    assert cursor
-    missed = [await publish(api, live_server.token, f"missed {i}") for i in range(4)]
+    cursor, missed = await away_while_published(api, live_server.token, 4)
     async with open_stream(api, ["briefs"], last_event_id=cursor) as stream:
         records = await stream.until_subscribed()
         assert [r.event for r in records] == ["brief.published"] * 4 + ["subscribed"]
@@ -261,12 +269,7 @@ async def test_last_event_id_replays_exactly_the_missed_briefs(
 async def test_since_resumes_like_last_event_id(
     live_server: LiveServer, api: httpx.AsyncClient
 ) -> None:
-    async with open_stream(api, ["briefs"]) as stream:
-        await stream.until_subscribed()
-        await publish(api, live_server.token, "seen")
-        cursor = (await stream.next()).id
-    assert cursor
-    missed = [await publish(api, live_server.token, f"missed {i}") for i in range(3)]
+    cursor, missed = await away_while_published(api, live_server.token, 3)
     async with open_stream(api, ["briefs"], since=cursor) as stream:
         records = await stream.until_subscribed()
     assert [r.json["data"] for r in records[:-1]] == missed
