@@ -13,7 +13,6 @@ from livefeed.settings import Settings
 from tests.browser.conftest import Newsroom, Opener
 from tests.browser.test_editor import sign_in
 from tests.conftest import LiveServer
-from tests.editor_support import serve_second_server  # noqa: F401 (the fixture)
 from tests.helpers import FACTOR
 
 SLUG = "xi-putin-talks"
