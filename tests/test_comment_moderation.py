@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from typing import Any
 
@@ -16,7 +15,10 @@ import websockets
 
 from livefeed.settings import Rate, Settings
 from tests.conftest import LiveServer
-from tests.editor_support import signed_in
+from tests.editor_support import (
+    serve_second_server,  # noqa: F401 (the fixture)
+    signed_in,
+)
 from tests.helpers import auth, expect_silence, recv_json, subscribe
 from tests.test_api import ARTICLE, assert_error
 from tests.test_editor_live import desk_stream
@@ -353,16 +355,6 @@ async def test_comment_count_events_follow_every_visible_change(
         )
         event = await recv_json(ws)
         assert event["data"] == {"article": SLUG, "count": 0}
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_a_report_reaches_an_editors_desk_on_another_process_within_a_second(

@@ -16,7 +16,11 @@ from livefeed import limits
 from livefeed.settings import Settings
 from livefeed.storage.presence import Presence, ReaderCounts
 from tests.conftest import LiveServer
-from tests.editor_support import EditorBrowser, signed_in
+from tests.editor_support import (
+    EditorBrowser,
+    serve_second_server,  # noqa: F401 (the fixture)
+    signed_in,
+)
 from tests.helpers import TIMEOUT, auth, subscribe, wait_for
 from tests.test_api import ARTICLE, assert_error
 
@@ -25,17 +29,6 @@ from tests.test_api import ARTICLE, assert_error
 def quick_presence(monkeypatch: pytest.MonkeyPatch) -> None:
     """Report and send reader counts every 0.1 s instead of every few seconds."""
     monkeypatch.setattr(limits, "PRESENCE_INTERVAL", 0.1)
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Another livefeed process on the same Redis and prefix."""
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 class DeskStream:

@@ -26,12 +26,8 @@ SUBSCRIPTIONS = "/api/push/subscriptions"
 
 @pytest.fixture
 async def push_service() -> AsyncIterator[PushService]:
-    service = PushService()
-    await service.start()
-    try:
+    async with PushService() as service:
         yield service
-    finally:
-        await service.stop()
 
 
 @pytest.fixture

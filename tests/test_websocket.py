@@ -21,6 +21,14 @@ async def publish(api, token: str, text: str, **extra) -> dict:
     return response.json()
 
 
+async def last_seen_id(live_server: LiveServer, api) -> str:
+    """The event id of the one brief a reader saw live before it went away."""
+    async with websockets.connect(live_server.ws_url) as ws:
+        await subscribe(ws, "briefs")
+        await publish(api, live_server.token, "seen")
+        return (await recv_json(ws))["id"]
+
+
 async def test_every_subscriber_receives_a_published_brief_once(
     live_server: LiveServer, api
 ) -> None:
@@ -60,10 +68,7 @@ async def test_comment_subscriber_gets_only_its_article(live_server: LiveServer,
 async def test_resume_with_since_delivers_exactly_the_missed_events_in_order(
     live_server: LiveServer, api
 ) -> None:
-    async with websockets.connect(live_server.ws_url) as ws:
-        await subscribe(ws, "briefs")
-        await publish(api, live_server.token, "seen")
-        last_seen = (await recv_json(ws))["id"]
+    last_seen = await last_seen_id(live_server, api)
     missed = [await publish(api, live_server.token, f"missed {i}") for i in range(5)]
     async with websockets.connect(live_server.ws_url) as ws:
         frames = await subscribe(ws, "briefs", since=last_seen)
@@ -122,10 +127,7 @@ def settings(settings):
 async def test_resume_with_id_older_than_history_reports_not_recovered(
     live_server: LiveServer, api
 ) -> None:
-    async with websockets.connect(live_server.ws_url) as ws:
-        await subscribe(ws, "briefs")
-        await publish(api, live_server.token, "first")
-        old = (await recv_json(ws))["id"]
+    old = await last_seen_id(live_server, api)
     # History keeps 5: a reader who missed exactly 5 still recovers ...
     for i in range(5):
         await publish(api, live_server.token, f"n{i}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,17 +22,6 @@ QUEUE = '[data-desk="queue"] [data-comment-id]'
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.with_(comment_blocklist=("idiot",))
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Another livefeed process on the same Redis and prefix."""
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_the_queue_is_live_across_processes_and_works_from_the_keyboard(
