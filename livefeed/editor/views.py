@@ -93,6 +93,23 @@ def render(
     return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
+def list_page(
+    request: Request, template: str, heading: str, done: dict[str, str], found: dict[str, Any]
+) -> HTMLResponse:
+    """A desk list named after its template (``queue.html``: section and script page
+    ``queue``), with the notice its last action left (``?done=``) and the article titles."""
+    section = template.removesuffix(".html")
+    return render(
+        request,
+        template,
+        heading=heading,
+        section=section,
+        notice=done.get(request.query_params.get("done", "")),
+        desk={"page": section, "articles": found["titles"]},
+        **found,
+    )
+
+
 def wants_json(request: Request) -> bool:
     """The page's script asks for JSON (and ``/editor/data/`` is JSON only); a plain form
     post gets HTML."""
