@@ -48,6 +48,7 @@ from livefeed.storage.sessions import Sessions
 from livefeed.transports.sse import events_endpoint
 from livefeed.transports.websocket import websocket_endpoint
 from livefeed.web.cors import Cors
+from livefeed.web.failures import retry_headers
 from livefeed.web.guard import Guard
 from livefeed.web.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
 
@@ -59,16 +60,12 @@ except ImportError:  # pragma: no cover
     pages = None  # type: ignore[assignment]
 
 
-def _json_error(exc: LivefeedError, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+def _json_error(exc: LivefeedError) -> Response:
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=retry_headers(exc))
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LivefeedError)
-    if isinstance(exc, errors.RateLimited):
-        return _json_error(exc, {"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, errors.Unavailable):
-        return _json_error(exc, {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
     if isinstance(exc, errors.NotFound) and pages is not None and _wants_html(request):
         return await pages.not_found_page(request)
     return _json_error(exc)
@@ -76,14 +73,14 @@ async def _livefeed_error(request: Request, exc: Exception) -> Response:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+    return _json_error(errors.Unavailable())
 
 
 async def _io_error(request: Request, exc: Exception) -> Response:
     """A connection that broke under a request (a Redis failover can cut one mid-command in
     ways redis-py does not wrap): the client may retry, so 503, never a 500."""
     logger.warning("I/O failure during %s %s", request.method, request.url.path, exc_info=exc)
-    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+    return _json_error(errors.Unavailable())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed.api.auth import require_editor
 from livefeed.errors import NotFound
@@ -16,6 +15,7 @@ from livefeed.services import services_of
 from livefeed.storage.content import API, Content
 from livefeed.storage.moderation import PENDING
 from livefeed.web.requests import article_slug, client_address, comment_id, list_params, read_json
+from livefeed.web.routing import resource
 
 
 async def _article_json(content: Content, article: Article) -> dict[str, Any]:
@@ -103,14 +103,10 @@ async def moderation_queue(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/articles/{slug}", get_article, methods=["GET"]),
-    Route("/api/articles/{slug}", put_article, methods=["PUT"]),
-    Route("/api/articles/{slug}/comments", list_comments, methods=["GET"]),
-    Route("/api/articles/{slug}/comments", post_comment, methods=["POST"]),
-    Route("/api/articles/{slug}/comments/{comment_id}", hide_comment, methods=["DELETE"]),
-    Route("/api/articles/{slug}/comments/{comment_id}/reports", report_comment, methods=["POST"]),
-    Route(
-        "/api/articles/{slug}/comments/{comment_id}/{action}", moderate_comment, methods=["POST"]
-    ),
-    Route("/api/moderation", moderation_queue, methods=["GET"]),
+    resource("/api/articles/{slug}", GET=get_article, PUT=put_article),
+    resource("/api/articles/{slug}/comments", GET=list_comments, POST=post_comment),
+    resource("/api/articles/{slug}/comments/{comment_id}", DELETE=hide_comment),
+    resource("/api/articles/{slug}/comments/{comment_id}/reports", POST=report_comment),
+    resource("/api/articles/{slug}/comments/{comment_id}/{action}", POST=moderate_comment),
+    resource("/api/moderation", GET=moderation_queue),
 ]

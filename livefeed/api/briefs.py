@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import models
 from livefeed.api.auth import require_editor
 from livefeed.services import services_of
 from livefeed.storage.content import API
 from livefeed.web.requests import brief_id, list_params, read_json
+from livefeed.web.routing import resource
 
 
 async def list_briefs(request: Request) -> Response:
@@ -42,8 +42,6 @@ async def retract_brief(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/briefs", list_briefs, methods=["GET"]),
-    Route("/api/briefs", publish_brief, methods=["POST"]),
-    Route("/api/briefs/{brief_id}", correct_brief, methods=["PATCH"]),
-    Route("/api/briefs/{brief_id}", retract_brief, methods=["DELETE"]),
+    resource("/api/briefs", GET=list_briefs, POST=publish_brief),
+    resource("/api/briefs/{brief_id}", PATCH=correct_brief, DELETE=retract_brief),
 ]

@@ -13,19 +13,18 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import models
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import page, render, see_other, signed_form, wants_json
 from livefeed.errors import Conflict, InvalidInput
 from livefeed.models import Article
 from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
 from livefeed.storage.desk import ARTICLE
 from livefeed.web.requests import article_slug
+from livefeed.web.routing import resource
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 DONE = {
     "created": "Article created.",
     "updated": "Article saved: open pages show the new version.",
@@ -34,6 +33,9 @@ DONE = {
     "open": "Comments are open: readers' comments appear at once.",
     "premoderated": "Comments are pre-moderated: each waits in the moderation queue.",
 }
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 def paragraphs(body: str) -> list[str]:
@@ -127,8 +129,7 @@ async def edit_article_form(request: Request) -> Response:
 
 
 async def _save(request: Request, slug: str | None) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     new = slug is None
     target = form.get("slug", "").strip() if slug is None else slug
     desk = services_of(request).desk
@@ -167,8 +168,7 @@ async def update_article(request: Request) -> Response:
 @page
 async def switch_comments(request: Request) -> Response:
     """Close an article's comments (``closed=1``) or open them again (``closed=0``)."""
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     slug = article_slug(request)
     desk = services_of(request).desk
     if "mode" in form:  # open, premoderated or closed
@@ -190,10 +190,9 @@ async def switch_comments(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/articles", articles_page, methods=["GET"]),
-    Route("/editor/articles", create_article, methods=["POST"]),
-    Route("/editor/articles/new", new_article_form, methods=["GET"]),
-    Route("/editor/articles/{slug}", update_article, methods=["POST"]),
-    Route("/editor/articles/{slug}/edit", edit_article_form, methods=["GET"]),
-    Route("/editor/articles/{slug}/comments", switch_comments, methods=["POST"]),
+    resource("/editor/articles", GET=articles_page, POST=create_article),
+    resource("/editor/articles/new", GET=new_article_form),
+    resource("/editor/articles/{slug}", POST=update_article),
+    resource("/editor/articles/{slug}/edit", GET=edit_article_form),
+    resource("/editor/articles/{slug}/comments", POST=switch_comments),
 ]

@@ -12,25 +12,27 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import events, limits, models
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import page, render, see_other, signed_form, wants_json
 from livefeed.errors import Conflict, InvalidInput, NotFound
 from livefeed.models import Brief
 from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
 from livefeed.storage.desk import BRIEF
 from livefeed.web.requests import brief_id
+from livefeed.web.routing import resource
 
-_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
 DONE = {
     "published": "Published.",
     "corrected": "Corrected: readers see the new version.",
     "retracted": "Retracted: the brief is gone from every open page.",
     "unchanged": "Nothing was changed.",
 }
+
+
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
 
 
 def brief_fields(form: dict[str, str]) -> dict[str, Any]:
@@ -91,8 +93,7 @@ async def desk_page(request: Request) -> Response:
 
 @page
 async def publish(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     fields = brief_fields(form)
     try:
         brief = models.new_brief(fields)
@@ -137,8 +138,7 @@ async def correct_form(request: Request) -> Response:
 
 @page
 async def correct(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     target = brief_id(request)
     desk = services_of(request).desk
     current = await _current(request, target)
@@ -187,8 +187,7 @@ async def retract_form(request: Request) -> Response:
 
 @page
 async def retract(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    _form, who = await signed_form(request)
     target = brief_id(request)
     await services_of(request).desk.retract_brief(target, who.editor, EDITOR)
     if wants_json(request):
@@ -219,12 +218,11 @@ async def credits_data(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor", desk_page, methods=["GET"]),
-    Route("/editor/briefs", publish, methods=["POST"]),
-    Route("/editor/briefs/{brief_id}", correct, methods=["POST"]),
-    Route("/editor/briefs/{brief_id}/correct", correct_form, methods=["GET"]),
-    Route("/editor/briefs/{brief_id}/retract", retract_form, methods=["GET"]),
-    Route("/editor/briefs/{brief_id}/retract", retract, methods=["POST"]),
-    Route("/editor/data/briefs", briefs_data, methods=["GET"]),
-    Route("/editor/data/credits", credits_data, methods=["GET"]),
+    resource("/editor", GET=desk_page),
+    resource("/editor/briefs", POST=publish),
+    resource("/editor/briefs/{brief_id}", POST=correct),
+    resource("/editor/briefs/{brief_id}/correct", GET=correct_form),
+    resource("/editor/briefs/{brief_id}/retract", GET=retract_form, POST=retract),
+    resource("/editor/data/briefs", GET=briefs_data),
+    resource("/editor/data/credits", GET=credits_data),
 ]

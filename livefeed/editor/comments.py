@@ -12,16 +12,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import limits
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import list_page, page, read_form, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import desk_list, page, see_other, signed_form, wants_json
 from livefeed.models import Comment
 from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
 from livefeed.storage.desk import COMMENT, comment_ref
 from livefeed.web.requests import article_slug, comment_id
+from livefeed.web.routing import resource
 
 DONE = {
     "hidden": "Comment hidden: it is gone from readers' pages.",
@@ -60,25 +60,15 @@ async def _moderation(request: Request) -> dict[str, Any]:
     }
 
 
-@page
-async def moderation_page(request: Request) -> Response:
-    return list_page(request, "comments.html", "Comments", DONE, await _moderation(request))
-
-
-@page
-async def comments_data(request: Request) -> Response:
-    """The moderation list as JSON, for the script to refetch after missing notices."""
-    found = await _moderation(request)
-    items = [
-        comment_json(c, found["credits"][comment_ref(c.article, c.id)]) for c in found["comments"]
-    ]
-    return JSONResponse({"items": items, "articles": found["titles"], "closed": found["closed"]})
+def _as_json(found: dict[str, Any]) -> dict[str, Any]:
+    credits, comments = found["credits"], found["comments"]
+    items = [comment_json(c, credits[comment_ref(c.article, c.id)]) for c in comments]
+    return {"items": items, "articles": found["titles"], "closed": found["closed"]}
 
 
 @page
 async def hide(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    _form, who = await signed_form(request)
     slug, hidden = article_slug(request), comment_id(request)
     await services_of(request).desk.hide_comment(slug, hidden, who.editor, EDITOR)
     if wants_json(request):
@@ -87,7 +77,6 @@ async def hide(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/comments", moderation_page, methods=["GET"]),
-    Route("/editor/data/comments", comments_data, methods=["GET"]),
-    Route("/editor/articles/{slug}/comments/{comment_id}/hide", hide, methods=["POST"]),
+    *desk_list("/editor/comments", "comments.html", "Comments", DONE, _moderation, _as_json),
+    resource("/editor/articles/{slug}/comments/{comment_id}/hide", POST=hide),
 ]

@@ -14,14 +14,14 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from livefeed.editor import session as web_session
-from livefeed.editor.views import page, read_form, render, see_other
+from livefeed.editor.views import page, read_form, render, see_other, signed_form
 from livefeed.errors import Forbidden, RateLimited
 from livefeed.services import services_of
 from livefeed.storage.editors import OPERATOR, clean_name, is_operator_token
 from livefeed.web.requests import client_address
+from livefeed.web.routing import resource
 
 logger = logging.getLogger("livefeed.editor")
 
@@ -113,8 +113,7 @@ async def login(request: Request) -> Response:
 
 @page
 async def logout(request: Request) -> Response:
-    form = await read_form(request)
-    who = await web_session.require_writer(request, form)
+    _form, who = await signed_form(request)
     await services_of(request).sessions.end(who.session.id)
     logger.info("editor %s signed out", who.editor)
     response = see_other("/editor/login")
@@ -123,7 +122,6 @@ async def logout(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/login", login_form, methods=["GET"]),
-    Route("/editor/login", login, methods=["POST"]),
-    Route("/editor/logout", logout, methods=["POST"]),
+    resource("/editor/login", GET=login_form, POST=login),
+    resource("/editor/logout", POST=logout),
 ]

@@ -12,15 +12,15 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import list_page, page, read_form, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import desk_list, page, see_other, signed_form, wants_json
 from livefeed.errors import NotFound
 from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
-from livefeed.storage.moderation import PENDING, REPORTED, QueueItem
+from livefeed.storage.moderation import PENDING, REPORTED
 from livefeed.web.requests import article_slug, comment_id
+from livefeed.web.routing import resource
 
 DONE = {
     "approve": "Comment approved: it is live on the article now.",
@@ -50,29 +50,15 @@ async def _queue(request: Request) -> dict[str, Any]:
     }
 
 
-def item_json(item: QueueItem) -> dict[str, Any]:
-    return item.to_json()
-
-
-@page
-async def queue_page(request: Request) -> Response:
-    return list_page(request, "queue.html", "Moderation queue", DONE, await _queue(request))
-
-
-@page
-async def queue_data(request: Request) -> Response:
-    """The queue as JSON: what the desk script shows, and the badge's count."""
-    found = await _queue(request)
-    items = [item_json(i) for i in found["queue_items"]]
-    return JSONResponse(
-        {"items": items, "articles": found["titles"], "count": found["queue_count"]}
-    )
+def _as_json(found: dict[str, Any]) -> dict[str, Any]:
+    """What the desk script shows, and the badge's count."""
+    items = [item.to_json() for item in found["queue_items"]]
+    return {"items": items, "articles": found["titles"], "count": found["queue_count"]}
 
 
 @page
 async def moderate(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    _form, who = await signed_form(request)
     slug, chosen = article_slug(request), comment_id(request)
     action = str(request.path_params["action"])
     if action not in ACTIONS:
@@ -93,7 +79,6 @@ async def moderate(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/moderation", queue_page, methods=["GET"]),
-    Route("/editor/data/queue", queue_data, methods=["GET"]),
-    Route("/editor/moderation/{slug}/{comment_id}/{action}", moderate, methods=["POST"]),
+    *desk_list("/editor/moderation", "queue.html", "Moderation queue", DONE, _queue, _as_json),
+    resource("/editor/moderation/{slug}/{comment_id}/{action}", POST=moderate),
 ]

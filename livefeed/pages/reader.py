@@ -26,10 +26,10 @@ from livefeed.errors import (
     LivefeedError,
     NotFound,
     RateLimited,
-    Unavailable,
 )
 from livefeed.services import services_of
 from livefeed.web import paths
+from livefeed.web.failures import error_page_context
 from livefeed.web.requests import article_slug, client_address, is_allowed_origin, read_body
 from livefeed.web.templating import environment
 
@@ -75,23 +75,7 @@ async def not_found_page(request: Request) -> Response:
 
 
 def error_page(error: LivefeedError) -> Response:
-    headers = {}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-    elif isinstance(error, Unavailable):
-        headers["Retry-After"] = str(limits.RETRY_AFTER_REDIS_DOWN)
-    heading = {
-        400: "Bad request",
-        403: "Not allowed",
-        413: "Too large",
-        415: "Unsupported form",
-        422: "Invalid request",
-        429: "Too many requests",
-        503: "Temporarily unavailable",
-    }.get(error.status, "Something went wrong")
-    return render(
-        "error.html", status=error.status, headers=headers, heading=heading, message=error.message
-    )
+    return render("error.html", **error_page_context(error, "Something went wrong"))
 
 
 def _page(handler: Handler) -> Handler:
