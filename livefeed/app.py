@@ -162,10 +162,10 @@ def _services(settings: Settings, redis_url: str) -> Services:
         stats=stats,
         keys=keys,
         redis=redis,
-        ingest_redis=ingest_redis,
         log=log,
-        content=content,
         hub=Hub(redis_url, redis, log, keys),
+        content=content,
+        ingest_redis=ingest_redis,
         ingest=Ingest(Inbox(ingest_redis, keys, consumer_name()), content, stats),
         readers=Readers(settings.drain_seconds),
         # The editors' desk: accounts, sessions, credited writes, its live notices.
