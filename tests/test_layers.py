@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import livefeed
@@ -95,3 +96,17 @@ def test_no_import_points_up_the_layers() -> None:
             if target != layer and target not in ALLOWED[layer]:
                 violations.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert violations == []
+
+
+# `request.app.state`, `websocket.app.state`, `getattr(app, "state", ...)`: the untyped bag.
+_APP_STATE = re.compile(r"\bapp\.state\b|getattr\(\s*[\w.]*\bapp\b")
+
+
+def test_only_services_reads_app_state() -> None:
+    """What the app holds is reached through ``services_of``, typed (STYLE.md)."""
+    readers = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "services.py" and _APP_STATE.search(path.read_text())
+    ]
+    assert readers == []
