@@ -1,4 +1,9 @@
-"""create_app(settings) -> Starlette. Its lifespan owns the Redis clients, the hub and readers."""
+"""create_app(settings) -> Starlette: the one place that wires livefeed together.
+
+It builds the Services (settings, Redis clients, hub, content, desk, readers…), the routes
+and the middleware; the app's lifespan starts the services and stops them, each stop
+bounded.
+"""
 
 from __future__ import annotations
 
