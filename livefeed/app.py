@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -31,7 +30,6 @@ from livefeed.fanout.hub import Hub
 from livefeed.fanout.readers import Readers
 from livefeed.ingest import Ingest
 from livefeed.lifecycle import DRAIN_READERS
-from livefeed.logs import configure_logging
 from livefeed.pages import embed, feeds
 from livefeed.push.service import PushService
 from livefeed.services import Late, Services, attach
@@ -273,14 +271,3 @@ async def _stop(services: Services, metrics: MetricsListener | None) -> None:
     await _bounded("hub", services.hub.stop())
     await _bounded("ingest connections", services.ingest_redis.aclose())
     await _bounded("command connections", services.redis.aclose())
-
-
-def app_from_environment() -> Starlette:
-    """The app of one worker process of ``livefeed serve --workers N``.
-
-    The parent process resolved every setting (the embedded Redis URL, the editor token)
-    and exported them as ``LIVEFEED_*`` variables before starting the workers.
-    """
-    settings = Settings.load(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
