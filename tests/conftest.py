@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from livefeed.app import create_app
+from livefeed.services import Services, services_of
 from livefeed.serving.server import Server, server_config
 from livefeed.settings import Rate, Settings
 from tests.helpers import TIMEOUT, free_port, wait_for
@@ -134,6 +135,10 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def services(self) -> Services:
+        return services_of(self.app)
 
     async def start(self) -> None:
         self.app = create_app(self.settings)

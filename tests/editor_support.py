@@ -20,11 +20,11 @@ _FORM_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 async def add_editor(server: LiveServer, name: str, password: str = PASSWORD) -> None:
-    await server.app.state.editors.add(name, password)
+    await server.services.editors.add(name, password)
 
 
 async def new_token(server: LiveServer, name: str) -> str:
-    token, _ = await server.app.state.editors.new_token(name)
+    token, _ = await server.services.editors.new_token(name)
     return str(token)
 
 
@@ -103,7 +103,7 @@ class EditorBrowser:
 
 async def signed_in(server: LiveServer, name: str = "alice") -> EditorBrowser:
     """An account ``name`` (made if missing) signed in in a fresh browser."""
-    if not await server.app.state.editors.exists(name):
+    if not await server.services.editors.exists(name):
         await add_editor(server, name)
     browser = EditorBrowser(server)
     return await browser.login(name)

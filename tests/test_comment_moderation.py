@@ -420,5 +420,5 @@ async def test_the_desk_sets_the_comment_mode_credited_to_the_editor(
         assert '<option value="premoderated" selected>' in page.text
     assert (await api.get(f"/api/articles/{SLUG}")).json()["comment_mode"] == "premoderated"
     assert (await post(api, "moderated"))["status"] == "pending"
-    credits = await live_server.app.state.desk.credits("article", [SLUG])
+    credits = await live_server.services.desk.credits("article", [SLUG])
     assert credits[SLUG]["comment mode"] == "alice"

@@ -375,7 +375,7 @@ async def test_stopping_a_busy_stream_consumer_returns_promptly(
 ) -> None:
     """What a clean SIGTERM relies on: the lifespan's ``Ingest.stop()`` ends the consumer even
     while it is busy publishing, every time (here: stopped and started again 30 times)."""
-    ingest = live_server.app.state.ingest
+    ingest = live_server.services.ingest
     stream = f"{prefix}ingest"
     for attempt in range(30):
         if await service.xlen(stream) < 1_000:  # keep it busy
@@ -694,7 +694,7 @@ async def test_bad_publishes_are_dead_lettered_once_with_three_processes(
 async def test_a_failed_publish_is_retried_and_dead_lettered_after_three_attempts(
     live_server: LiveServer, service: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    content = live_server.app.state.content
+    content = live_server.services.content
     real_publish = content.publish_brief
     attempts: Counter[str] = Counter()
     fail = {"hiccup": 2, "doomed": 1_000}  # how many times publishing each one fails
@@ -720,7 +720,7 @@ async def test_a_failed_publish_is_retried_and_dead_lettered_after_three_attempt
     assert letter[b"payload"] == brief("doomed")
     assert f"{limits.INGEST_ATTEMPTS} times" in letter[b"reason"].decode(), letter
     assert [b["id"] for b in reader.published] == ["i" + ids[0], "i" + ids[1], "i" + ids[3]]
-    assert live_server.app.state.ingest.is_running
+    assert live_server.services.ingest.is_running
     await assert_drained(service, prefix)
 
 

@@ -419,7 +419,7 @@ async def test_a_foreign_origin_is_refused(live_server: LiveServer, api: httpx.A
 
 
 async def test_a_reader_who_leaves_is_forgotten(live_server: LiveServer) -> None:
-    readers = live_server.app.state.readers
+    readers = live_server.services.readers
     async with live_server.client() as client:
         async with open_stream(client, ["briefs"]) as stream:
             await stream.until_subscribed()

@@ -257,7 +257,7 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
         await subscribe(healthy, "briefs")
         # The slow reader never reads again. Publish well past what socket buffers (a few
         # MiB) and its queue can hold: 8 MiB in events of 8 KiB.
-        log = live_server.app.state.log
+        log = live_server.services.log
         text = "x" * 8192
         count = limits.SEND_QUEUE_BYTES * 8 // len(text)
 
@@ -268,7 +268,7 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
         for i in range(count):
             await log.append("briefs", "brief.published", {"id": str(i), "text": text})
         assert await reading == [str(i) for i in range(count)]
-        readers = live_server.app.state.readers
+        readers = live_server.services.readers
         await wait_for(lambda: readers.counts()["ws"] == 1, what="the slow reader to be dropped")
         with pytest.raises(ConnectionClosed) as closed:
             while True:
@@ -308,7 +308,7 @@ async def test_shutdown_turns_readyz_503_then_sends_readers_away_with_1001(
         stopping = asyncio.create_task(server.stop())
         async with server.client() as api:
             await wait_for(
-                lambda: server.app.state.readers.going_away.is_set(), what="the drain to start"
+                lambda: server.services.readers.going_away.is_set(), what="the drain to start"
             )
             ready = await api.get("/readyz")
             assert ready.status_code == 503

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livefeed import errors
+from livefeed.settings import Settings
 from livefeed.stats import LATENCY_BUCKETS, LatencyHistogram, Stats
 
 logger = logging.getLogger("livefeed.http")
@@ -167,14 +168,19 @@ def _authorized(authorization: str, token: str | None) -> bool:
 _UNAUTHORIZED = errors.Unauthorized("metrics need Authorization: Bearer <metrics token>")
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    settings = request.app.state.settings
-    if settings.metrics_port is not None:  # served on the internal port only
-        raise errors.NotFound("no such route")
-    if not _authorized(request.headers.get("authorization", ""), settings.metrics_token):
-        return JSONResponse(_UNAUTHORIZED.to_json(), status_code=401)
-    body = generate_latest(request.app.state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE)
+def metrics_endpoint(
+    settings: Settings, registry: CollectorRegistry
+) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` on the app's own port (when no metrics port is set)."""
+
+    async def metrics(request: Request) -> Response:
+        if settings.metrics_port is not None:  # served on the internal port only
+            raise errors.NotFound("no such route")
+        if not _authorized(request.headers.get("authorization", ""), settings.metrics_token):
+            return JSONResponse(_UNAUTHORIZED.to_json(), status_code=401)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+
+    return metrics
 
 
 class MetricsListener:

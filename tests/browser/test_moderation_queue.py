@@ -73,5 +73,5 @@ async def test_the_queue_is_live_across_processes_and_works_from_the_keyboard(
     await expect(desk.locator('[data-desk="queue-badge"]')).to_be_hidden()
     listing = (await newsroom.client.get(f"/api/articles/{SLUG}/comments")).json()
     assert [t["id"] for t in listing["items"]] == [held.json()["id"]]
-    credits = await live_server.app.state.desk.credits("comment", [f"{SLUG}/{fine['id']}"])
+    credits = await live_server.services.desk.credits("comment", [f"{SLUG}/{fine['id']}"])
     assert credits[f"{SLUG}/{fine['id']}"]["hidden"] == "alice"

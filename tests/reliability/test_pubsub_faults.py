@@ -27,7 +27,7 @@ async def _position(server: LiveServer) -> str:
 async def test_pubsub_connection_killed_every_two_seconds_loses_nothing(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
-    hub = own_server.app.state.hub
+    hub = own_server.services.hub
     since = await _position(own_server)
     readers = [
         Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(5)
@@ -114,7 +114,7 @@ async def test_a_silent_subscription_is_detected_by_the_probe_and_recovered_with
     proxied_server: LiveServer, proxy: FaultProxy, own_redis: RedisServer
 ) -> None:
     """Redis keeps "delivering" to the hub's subscriber connection, the hub hears nothing."""
-    hub = proxied_server.app.state.hub
+    hub = proxied_server.services.hub
     since = await _position(proxied_server)
     readers = [
         Checker([proxied_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
@@ -157,7 +157,7 @@ async def test_readyz_names_pubsub_for_as_long_as_the_subscription_stays_deaf(
 ) -> None:
     """The deafness persists across resubscribes (every new subscriber connection is silenced
     too) for ~8 s: /readyz must stay 503 naming pubsub from detection until it heals."""
-    hub = proxied_server.app.state.hub
+    hub = proxied_server.services.hub
     since = await _position(proxied_server)
     readers = [
         Checker([proxied_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)

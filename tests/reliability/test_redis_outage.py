@@ -49,7 +49,7 @@ def _check_outage_answers(answers: list[Answer]) -> list[float]:
 async def test_redis_sigkilled_mid_publish_loses_no_acknowledged_brief(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
-    hub = own_server.app.state.hub
+    hub = own_server.services.hub
     since = await _position(own_server)
     readers = [
         Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}", keep_data=True)

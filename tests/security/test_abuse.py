@@ -146,7 +146,7 @@ async def test_the_connection_past_the_per_address_cap_is_refused(settings) -> N
             assert sse.headers["retry-after"]
             assert (await api.get("/api/briefs")).status_code == 200  # plain requests are fine
         await clients[0].close()
-        await wait_for(lambda: server.app.state.readers.counts()["ws"] == 2, what="the close")
+        await wait_for(lambda: server.services.readers.counts()["ws"] == 2, what="the close")
         async with websockets.connect(server.ws_url) as again:
             await again.send(json.dumps({"type": "ping"}))
             assert await recv_json(again) == {"type": "pong"}
