@@ -37,7 +37,7 @@ from livefeed.storage.demo import load_demo
 from livefeed.storage.desk import Desk
 from livefeed.storage.editors import Editors
 from livefeed.storage.eventlog import EventLog
-from livefeed.storage.inbox import Inbox, consumer_name
+from livefeed.storage.ingest import IngestStore, consumer_name
 from livefeed.storage.keys import Keys
 from livefeed.storage.logins import LoginGuard
 from livefeed.storage.moderation import Moderation
@@ -136,7 +136,7 @@ def create_app(settings: Settings) -> Starlette:
         content = Content(redis, keys, log, settings.comment_rate, stats, rules)
         hub = Hub(redis_url, redis, log, keys)
         raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
-        ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content, stats)
+        ingest = Ingest(IngestStore(raw_redis, keys, consumer_name()), content, stats)
         await hub.listen(keys.ingest(), ingest.on_message)
         state: Any = app.state
         state.settings, state.redis, state.keys = settings, redis, keys
@@ -163,7 +163,7 @@ def create_app(settings: Settings) -> Starlette:
                 raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
             await hub.start()
             state.push = await PushService.open(
-                redis, keys, settings, content, log, stats, consumer_name()
+                redis, keys, settings, content, stats, consumer_name()
             )
             state.session_key = await state.sessions.signing_key(settings.secret_key)
             state.presence.start(lambda: ReaderCounts.of(state.readers.counts(), hub.topics()))

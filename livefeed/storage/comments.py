@@ -22,19 +22,16 @@ from typing import Any
 
 from livefeed import events, limits, models
 from livefeed.errors import CommentsClosed, InvalidInput, NotFound
-from livefeed.events import EventId
 from livefeed.models import Article, Comment
 from livefeed.settings import Rate
-from livefeed.stats import Stats
 from livefeed.storage.connect import Client
-from livefeed.storage.eventlog import Change, EventLog, Outcome, no_history
+from livefeed.storage.eventlog import Change, Outcome, no_history
 from livefeed.storage.keys import Keys
+from livefeed.storage.publisher import Publisher
 from livefeed.storage.ratelimit import RateLimiter
 
 OPEN, PREMODERATED, CLOSED = models.COMMENT_MODES
 PUBLISHED, PENDING = "published", "pending"
-
-Append = Callable[[str, str, dict[str, Any], Change, str], Awaitable["EventId | Outcome"]]
 
 
 def _dump(obj: dict[str, Any]) -> str:
@@ -100,19 +97,15 @@ class Comments:
         self,
         redis: Client,
         keys: Keys,
-        log: EventLog,
-        append: Append,
+        publisher: Publisher,
         require_article: Callable[[str], Awaitable[Article]],
-        stats: Stats,
         comment_rate: Rate,
         rules: CommentRules,
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._log = log
-        self._append = append
+        self._publisher = publisher
         self._require_article = require_article
-        self._stats = stats
         self._limiter = RateLimiter(redis, keys)
         self._comment_rate = comment_rate
         self._rules = rules
@@ -249,7 +242,7 @@ class Comments:
             score=models.time_ms(comment.created_at),
         )
         topic = events.comments_topic(slug)
-        result = await self._append(
+        result = await self._publisher.append(
             topic, events.COMMENT_CREATED, comment.to_json(), change, source
         )
         if result is Outcome.EXISTS:
@@ -299,7 +292,7 @@ class Comments:
             record=_dump(comment.to_record()),
         )
         topic = events.comments_topic(slug)
-        result = await self._append(
+        result = await self._publisher.append(
             topic, events.COMMENT_UPDATED, comment.to_json(), change, source
         )
         if result is Outcome.MISSING:
@@ -347,7 +340,7 @@ class Comments:
             record=_dump(hidden.to_record()),
         )
         data = {"id": comment.id, "article": slug}
-        result = await self._append(
+        result = await self._publisher.append(
             events.comments_topic(slug), events.COMMENT_DELETED, data, change, source
         )
         if result is Outcome.MISSING:
@@ -375,8 +368,8 @@ class Comments:
         """A ``comments.count`` event on ``article:<slug>`` with the count now."""
         count = await self.count(slug)
         topic = events.article_topic(slug)
-        await self._log.append(topic, events.COMMENTS_COUNT, {"article": slug, "count": count})
-        self._stats.published[events.COMMENTS_COUNT, source] += 1
+        data = {"article": slug, "count": count}
+        await self._publisher.announce(topic, events.COMMENTS_COUNT, data, source)
 
     async def _tell_desk(self, comment: Comment) -> None:
         """Index the comment among the latest of all articles, and show it to open editor

@@ -4,10 +4,10 @@ Contract:
 
 - Subscriptions are keyed by the SHA-256 of their endpoint: subscribing again from the same
   browser replaces, never duplicates.
-- One process at a time holds the dispatcher lease (the same take/renew/release scripts as
-  the ingest lease). The dispatcher reads the briefs log from its cursor; a breaking brief
-  becomes a *job*, and the job and the advanced cursor are written in one MULTI, so a brief
-  is never queued twice nor skipped.
+- One process at a time holds the dispatcher lease (``storage.lease``, as the ingest does).
+  The dispatcher reads the briefs log from its cursor; a breaking brief becomes a *job*,
+  and the job and the advanced cursor are written in one MULTI, so a brief is never queued
+  twice nor skipped.
 - For each job, a subscription's outcome (``sent``, ``removed``, ``failed``) is a *mark*
   written as soon as the push service answers, in one MULTI with the removal of a gone
   subscription. A dispatcher that takes over skips every marked subscription.
@@ -24,8 +24,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from livefeed import limits
-from livefeed.storage.inbox import _RELEASE, _RENEW, _TAKE
 from livefeed.storage.keys import Keys
+from livefeed.storage.lease import Lease
 
 SENT = "sent"
 REMOVED = "removed"
@@ -43,10 +43,7 @@ class PushStore:
     def __init__(self, redis: Redis, keys: Keys, owner: str) -> None:
         self._redis = redis
         self._keys = keys
-        self.owner = owner
-        self._take = redis.register_script(_TAKE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self.lease = Lease(redis, keys.push_lease(), owner, limits.PUSH_LEASE_TTL)
 
     # -- the VAPID key --------------------------------------------------------------------
 
@@ -83,23 +80,6 @@ class PushStore:
             except ValueError:
                 continue
         return int(cursor), batch
-
-    # -- the dispatcher lease -------------------------------------------------------------
-
-    @property
-    def _ttl_ms(self) -> int:
-        return int(limits.PUSH_LEASE_TTL * 1000)
-
-    async def take_lease(self) -> bool:
-        lease = self._keys.push_lease()
-        return bool(await self._take(keys=[lease], args=[self.owner, self._ttl_ms]))
-
-    async def renew_lease(self) -> bool:
-        lease = self._keys.push_lease()
-        return bool(await self._renew(keys=[lease], args=[self.owner, self._ttl_ms]))
-
-    async def release_lease(self) -> None:
-        await self._release(keys=[self._keys.push_lease()], args=[self.owner])
 
     # -- jobs and marks -------------------------------------------------------------------
 
