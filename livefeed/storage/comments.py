@@ -233,27 +233,31 @@ class Comments:
     async def _publish(self, comment: Comment, source: str) -> None:
         k = self._keys
         slug = comment.article
-        change = Change(
-            "create",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment.id,
-            record=_dump(comment.to_record()),
-            score=models.time_ms(comment.created_at),
-        )
-        topic = events.comments_topic(slug)
+        score = models.time_ms(comment.created_at)
+        change = self._change("create", comment, score)
         result = await self._publisher.append(
-            topic, events.COMMENT_CREATED, comment.to_json(), change, source
+            events.comments_topic(slug), events.COMMENT_CREATED, comment.to_json(), change, source
         )
         if result is Outcome.EXISTS:
             return  # this very write ran before (a retried call)
-        score = models.time_ms(comment.created_at)
         if comment.reply_to is None:
             await self._redis.zadd(k.comment_top(slug), {comment.id: score})
         else:
             await self._redis.zadd(k.comment_replies(slug, comment.reply_to), {comment.id: score})
         await self._tell_desk(comment)
         await self._announce_count(slug, source)
+
+    def _change(self, op: str, comment: Comment, score: int = 0) -> Change:
+        """The write of ``comment``'s record (and index entry) that goes with its event."""
+        slug = comment.article
+        return Change(
+            op,
+            self._keys.comment_items(slug),
+            self._keys.comment_index(slug),
+            id=comment.id,
+            record=_dump(comment.to_record()),
+            score=score,
+        )
 
     async def approve(self, slug: str, comment_id: str, source: str) -> Comment:
         """Publish a pending comment now, as ``comment.created``."""
@@ -284,16 +288,9 @@ class Comments:
             raise InvalidInput("only top-level comments can be featured, not replies")
         comment = replace(current, featured=featured)
         k = self._keys
-        change = Change(
-            "update",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment_id,
-            record=_dump(comment.to_record()),
-        )
-        topic = events.comments_topic(slug)
+        change = self._change("update", comment)
         result = await self._publisher.append(
-            topic, events.COMMENT_UPDATED, comment.to_json(), change, source
+            events.comments_topic(slug), events.COMMENT_UPDATED, comment.to_json(), change, source
         )
         if result is Outcome.MISSING:
             raise NotFound(f"comment {comment_id!r} was hidden")
@@ -331,14 +328,7 @@ class Comments:
     async def _hide_visible(self, comment: Comment, source: str) -> None:
         k = self._keys
         slug = comment.article
-        hidden = replace(comment, hidden=True)
-        change = Change(
-            "remove",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment.id,
-            record=_dump(hidden.to_record()),
-        )
+        change = self._change("remove", replace(comment, hidden=True))
         data = {"id": comment.id, "article": slug}
         result = await self._publisher.append(
             events.comments_topic(slug), events.COMMENT_DELETED, data, change, source

@@ -27,7 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from livefeed import limits, models
 from livefeed.errors import Conflict, InvalidInput, NotFound
-from livefeed.storage.connect import Client
+from livefeed.storage.connect import Client, text
 from livefeed.storage.keys import Keys
 
 OPERATOR = "operator"  # not an account: the name the operator token signs in with
@@ -146,10 +146,6 @@ def _decoy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Editors:
     """The newsroom's editor accounts, their passwords and API tokens."""
 
@@ -224,14 +220,14 @@ class Editors:
     async def version(self, name: str) -> str | None:
         """The account's current version (None if there is no such account)."""
         value = await self._redis.hget(self._keys.editor_account(name), "version")
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
     async def accounts(self) -> list[Account]:
-        names = sorted(_text(n) for n in await self._redis.smembers(self._keys.editor_names()))
+        names = sorted(text(n) for n in await self._redis.smembers(self._keys.editor_names()))
         accounts = []
         for name in names:
             fields = {
-                _text(k): _text(v)
+                text(k): text(v)
                 for k, v in (await self._redis.hgetall(self._keys.editor_account(name))).items()
             }
             tokens = []
@@ -247,7 +243,7 @@ class Editors:
         stored = None
         if is_editor_name(name):
             value = await self._redis.hget(self._keys.editor_account(name), "password")
-            stored = None if value is None else _text(value)
+            stored = None if value is None else text(value)
         password = unicodedata.normalize("NFC", password)[: limits.PASSWORD_MAX]
         if stored is None:
             await self._verify(await asyncio.to_thread(_decoy_hash), password)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from livefeed import limits
-from livefeed.storage.connect import Client
+from livefeed.storage.connect import Client, text
 from livefeed.storage.keys import Keys
 
 
@@ -40,10 +40,6 @@ def session_tag(session_id: str) -> str:
     return hashlib.sha256(b"tag:" + session_id.encode()).hexdigest()[:16]
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Sessions:
     """Start, find, refresh and end editor sessions."""
 
@@ -62,7 +58,7 @@ class Sessions:
         key = self._keys.session_secret()
         await self._redis.set(key, secrets.token_urlsafe(32), nx=True)
         value = await self._redis.get(key)
-        return _text(value).encode()
+        return text(value).encode()
 
     async def start(self, editor: str, version: str) -> Session:
         now = time.time()
@@ -94,7 +90,7 @@ class Sessions:
         raw = await self._redis.hgetall(key)
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         try:
             session = Session(
                 id=session_id,
