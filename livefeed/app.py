@@ -154,7 +154,7 @@ def create_app(settings: Settings) -> Starlette:
         state.moderation = Moderation(redis, keys, content.comments, settings.report_rate)
         state.editors, state.sessions = Editors(redis, keys), Sessions(redis, keys)
         state.logins, state.presence = LoginGuard(redis, keys), Presence(redis, keys)
-        await hub.listen(keys.desk_notices(), state.desk_feed.on_message)
+        await hub.listen(keys.desk.notices, state.desk_feed.on_message)
         try:
             trouble = await problem(redis)
             if trouble is not None:

@@ -171,16 +171,14 @@ class Content:
             topic, events.ARTICLE_UPDATED, article.to_json(), change, source
         )
         # The editors' list of articles (a separate key: it may live on another shard).
-        await self._redis.zadd(
-            self._keys.desk_articles(), {slug: models.time_ms(article.updated_at)}
-        )
+        await self._redis.zadd(self._keys.desk.articles, {slug: models.time_ms(article.updated_at)})
         if mode is not None:
             await self.comments.set_mode(slug, mode)
         return article, existing is None
 
     async def latest_articles(self, limit: int) -> list[Article]:
         """The most recently published of the articles updated last, newest first."""
-        slugs = await self._redis.zrevrange(self._keys.desk_articles(), 0, limit * 2 - 1)
+        slugs = await self._redis.zrevrange(self._keys.desk.articles, 0, limit * 2 - 1)
         if not slugs:
             return []
         records = await self._redis.mget([self._keys.article(str(slug)) for slug in slugs])

@@ -43,13 +43,13 @@ class PushStore:
     def __init__(self, redis: Redis, keys: Keys, owner: str) -> None:
         self._redis = redis
         self._keys = keys
-        self.lease = Lease(redis, keys.push_lease(), owner, limits.PUSH_LEASE_TTL)
+        self.lease = Lease(redis, keys.push.lease, owner, limits.PUSH_LEASE_TTL)
 
     # -- the VAPID key --------------------------------------------------------------------
 
     async def vapid_key(self, generated: str) -> str:
         """The cluster's VAPID private key: the kept one, else ``generated`` (now kept)."""
-        key = self._keys.push_vapid()
+        key = self._keys.push.vapid
         await self._redis.set(key, generated, nx=True)
         return str(await self._redis.get(key))
 
@@ -57,20 +57,20 @@ class PushStore:
 
     async def subscribe(self, endpoint: str, record: dict[str, Any]) -> str:
         sid = subscription_id(endpoint)
-        await self._redis.hset(self._keys.push_subscriptions(), sid, json.dumps(record))
+        await self._redis.hset(self._keys.push.subscriptions, sid, json.dumps(record))
         return sid
 
     async def unsubscribe(self, endpoint: str) -> bool:
         sid = subscription_id(endpoint)
-        return bool(await self._redis.hdel(self._keys.push_subscriptions(), sid))
+        return bool(await self._redis.hdel(self._keys.push.subscriptions, sid))
 
     async def count(self) -> int:
-        return int(await self._redis.hlen(self._keys.push_subscriptions()))
+        return int(await self._redis.hlen(self._keys.push.subscriptions))
 
     async def scan(self, cursor: int) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
         """One batch of subscriptions; the next cursor is 0 when the scan is complete."""
         cursor, found = await self._redis.hscan(
-            self._keys.push_subscriptions(), cursor, count=limits.PUSH_SCAN_BATCH
+            self._keys.push.subscriptions, cursor, count=limits.PUSH_SCAN_BATCH
         )
         batch = []
         assert isinstance(found, dict)
@@ -84,7 +84,7 @@ class PushStore:
     # -- jobs and marks -------------------------------------------------------------------
 
     async def cursor(self) -> str | None:
-        value = await self._redis.get(self._keys.push_cursor())
+        value = await self._redis.get(self._keys.push.cursor)
         return None if value is None else str(value)
 
     async def queue(self, briefs: Iterable[dict[str, Any]], cursor: str) -> None:
@@ -92,28 +92,28 @@ class PushStore:
         k = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:
             for brief in briefs:
-                pipe.hset(k.push_jobs(), brief["id"], json.dumps(brief))
-            pipe.set(k.push_cursor(), cursor)
+                pipe.hset(k.push.jobs, brief["id"], json.dumps(brief))
+            pipe.set(k.push.cursor, cursor)
             await pipe.execute()
 
     async def jobs(self) -> list[dict[str, Any]]:
-        raw = await self._redis.hgetall(self._keys.push_jobs())
+        raw = await self._redis.hgetall(self._keys.push.jobs)
         jobs = [json.loads(v) for v in raw.values()]
         return sorted(jobs, key=lambda job: str(job.get("queued_at", "")))
 
     async def finish(self, brief_id: str) -> None:
-        await self._redis.hdel(self._keys.push_jobs(), brief_id)
+        await self._redis.hdel(self._keys.push.jobs, brief_id)
 
     async def marks(self, brief_id: str) -> set[str]:
-        return {str(s) for s in await self._redis.hkeys(self._keys.push_marks(brief_id))}
+        return {str(s) for s in await self._redis.hkeys(self._keys.push.marks(brief_id))}
 
     async def mark(self, brief_id: str, sid: str, outcome: str) -> None:
         """Record a subscription's outcome for a brief; ``removed`` also forgets it."""
         k = self._keys
-        marks = k.push_marks(brief_id)
+        marks = k.push.marks(brief_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(marks, sid, outcome)
             pipe.expire(marks, limits.PUSH_WINDOW * 2)
             if outcome == REMOVED:
-                pipe.hdel(k.push_subscriptions(), sid)
+                pipe.hdel(k.push.subscriptions, sid)
             await pipe.execute()

@@ -55,7 +55,7 @@ class Sessions:
         """
         if configured:
             return configured.encode()
-        key = self._keys.session_secret()
+        key = self._keys.editors.secret
         await self._redis.set(key, secrets.token_urlsafe(32), nx=True)
         value = await self._redis.get(key)
         return text(value).encode()
@@ -70,7 +70,7 @@ class Sessions:
             started=now,
             touched=now,
         )
-        key = self._keys.editor_session(_digest(session.id))
+        key = self._keys.editors.session(_digest(session.id))
         fields = {
             "editor": editor,
             "csrf": session.csrf,
@@ -86,7 +86,7 @@ class Sessions:
 
     async def find(self, session_id: str) -> Session | None:
         """The live session of that id, refreshing its idle timer now and then."""
-        key = self._keys.editor_session(_digest(session_id))
+        key = self._keys.editors.session(_digest(session_id))
         raw = await self._redis.hgetall(key)
         if not raw:
             return None
@@ -115,6 +115,6 @@ class Sessions:
 
     async def end(self, session_id: str) -> None:
         """End a session; its open desk streams, on every process, end at once."""
-        await self._redis.delete(self._keys.editor_session(_digest(session_id)))
+        await self._redis.delete(self._keys.editors.session(_digest(session_id)))
         notice = {"type": "signed-out", "data": {"session": session_tag(session_id)}}
-        await self._redis.publish(self._keys.desk_notices(), json.dumps(notice))
+        await self._redis.publish(self._keys.desk.notices, json.dumps(notice))
