@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, overload
 
 from redis.exceptions import RedisError
 
@@ -72,7 +72,15 @@ class _OfChannels(Generic[T]):
     def __set_name__(self, owner: type[Hub], name: str) -> None:
         self._name = name
 
-    def __get__(self, hub: Hub, owner: type[Hub] | None = None) -> T:
+    @overload
+    def __get__(self, hub: None, owner: type[Hub]) -> _OfChannels[T]: ...
+
+    @overload
+    def __get__(self, hub: Hub, owner: type[Hub] | None = None) -> T: ...
+
+    def __get__(self, hub: Hub | None, owner: type[Hub] | None = None) -> T | _OfChannels[T]:
+        if hub is None:
+            return self  # looked up on the class (help(), documentation tools)
         value: T = getattr(hub._channels, self._name)
         return value
 
