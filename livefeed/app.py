@@ -42,7 +42,7 @@ from livefeed.storage.demo import load_demo
 from livefeed.storage.desk import Desk
 from livefeed.storage.editors import Editors
 from livefeed.storage.eventlog import EventLog
-from livefeed.storage.inbox import Inbox, consumer_name
+from livefeed.storage.ingest import IngestStore, consumer_name
 from livefeed.storage.keys import Keys
 from livefeed.storage.logins import LoginGuard
 from livefeed.storage.moderation import Moderation
@@ -169,7 +169,7 @@ def _services(settings: Settings, redis_url: str) -> Services:
         hub=Hub(redis_url, redis, log, keys),
         content=content,
         ingest_redis=ingest_redis,
-        ingest=Ingest(Inbox(ingest_redis, keys, consumer_name()), content, stats),
+        ingest=Ingest(IngestStore(ingest_redis, keys, consumer_name()), content, stats),
         readers=Readers(settings.drain_seconds),
         # The editors' desk: accounts, sessions, credited writes, its live notices.
         desk=Desk(redis, keys, content),
@@ -218,7 +218,7 @@ def _lifespan(services: Services, registry: CollectorRegistry) -> Lifespan:
                 settings.host, settings.metrics_port, registry, settings.metrics_token
             )
         await hub.listen(keys.ingest(), services.ingest.on_message)
-        await hub.listen(keys.desk_notices(), services.desk_feed.on_message)
+        await hub.listen(keys.desk.notices, services.desk_feed.on_message)
         try:
             await _start(services, metrics)
             yield {DRAIN_READERS: services.readers.drain}
@@ -242,7 +242,6 @@ async def _start(services: Services, metrics: MetricsListener | None) -> None:
         services.keys,
         settings,
         services.content,
-        services.log,
         services.stats,
         consumer_name(),
     )

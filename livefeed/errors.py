@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
+from typing import TypeVar
 
 
 class CloseCode(IntEnum):
@@ -54,85 +56,88 @@ class LivefeedError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
+_E = TypeVar("_E", bound=LivefeedError)
+
+
+def _told_as(
+    code: str, status: int, close_code: CloseCode = CloseCode.POLICY_VIOLATION
+) -> Callable[[type[_E]], type[_E]]:
+    """Give an error class its wire code, HTTP status and WebSocket close code, in one line."""
+
+    def tell(cls: type[_E]) -> type[_E]:
+        cls.code, cls.status, cls.close_code = code, status, close_code
+        return cls
+
+    return tell
+
+
+@_told_as(BAD_JSON, 400)
 class BadJSON(LivefeedError):
-    code = BAD_JSON
-    status = 400
+    """A body that is not JSON at all."""
 
 
+@_told_as(INVALID, 422)
 class InvalidInput(LivefeedError):
     """A well-formed request whose fields break the rules (lengths, types, unknown fields)."""
 
-    code = INVALID
-    status = 422
 
-
+@_told_as(UNAUTHORIZED, 401)
 class Unauthorized(LivefeedError):
-    code = UNAUTHORIZED
-    status = 401
+    """No credentials, or ones that are not (or no longer) valid."""
 
 
+@_told_as(FORBIDDEN, 403)
 class Forbidden(LivefeedError):
     """Authenticated, or not needing to be, but not allowed (a bad CSRF token, a closed article)."""
 
-    code = FORBIDDEN
-    status = 403
 
-
+@_told_as(COMMENTS_CLOSED, 403)
 class CommentsClosed(Forbidden):
-    code = COMMENTS_CLOSED
+    """The article takes no new comments."""
 
 
+@_told_as(CONFLICT, 409)
 class Conflict(LivefeedError):
     """The object changed since the client read it (another editor saved first)."""
 
-    code = CONFLICT
-    status = 409
 
-
+@_told_as(NOT_FOUND, 404)
 class NotFound(LivefeedError):
-    code = NOT_FOUND
-    status = 404
+    """No such article, brief, comment or account."""
 
 
+@_told_as(PAYLOAD_TOO_LARGE, 413, CloseCode.MESSAGE_TOO_BIG)
 class PayloadTooLarge(LivefeedError):
-    code = PAYLOAD_TOO_LARGE
-    status = 413
-    close_code = CloseCode.MESSAGE_TOO_BIG
+    """A body or frame over its size limit."""
 
 
+@_told_as(REQUEST_TIMEOUT, 408)
 class RequestTimeout(LivefeedError):
     """The request body did not arrive in time (a slow-body client holding a connection)."""
 
-    code = REQUEST_TIMEOUT
-    status = 408
 
-
+@_told_as(RATE_LIMITED, 429)
 class RateLimited(LivefeedError):
-    code = RATE_LIMITED
-    status = 429
+    """Too many requests of one kind from one client; ``retry_after`` says for how long."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
+@_told_as(UNAVAILABLE, 503, CloseCode.TRY_AGAIN_LATER)
 class Unavailable(LivefeedError):
     """Redis cannot be reached; the client should retry shortly."""
-
-    code = UNAVAILABLE
-    status = 503
-    close_code = CloseCode.TRY_AGAIN_LATER
 
     def __init__(self, message: str = "Redis is unavailable, try again shortly") -> None:
         super().__init__(message)
 
 
+@_told_as(TOO_MANY_SUBSCRIPTIONS, 400)
 class TooManySubscriptions(LivefeedError):
-    code = TOO_MANY_SUBSCRIPTIONS
-    status = 400
+    """A reader asked for more topics than one connection may follow."""
 
 
+@_told_as(INVALID, 400)
 class FrameError(LivefeedError):
     """A WebSocket frame the server cannot act on; answered with an ``error`` frame."""
-
-    status = 400

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,7 +32,8 @@ from livefeed.models import Brief
 from livefeed.stats import Stats
 from livefeed.storage.content import INGEST_PUBSUB, INGEST_STREAM, Content
 from livefeed.storage.eventlog import NotReplicated
-from livefeed.storage.inbox import Entry, Inbox
+from livefeed.storage.ingest import Entry, IngestStore
+from livefeed.storage.lease import Backoff, keep_holding
 
 logger = logging.getLogger("livefeed.ingest")
 
@@ -81,17 +81,22 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, NotReplicated, OSError)
 class Ingest:
     """Consumes the ingest stream (when holding the lease) and the ingest channel."""
 
-    def __init__(self, inbox: Inbox, content: Content, stats: Stats) -> None:
+    def __init__(self, store: IngestStore, content: Content, stats: Stats) -> None:
         self._stats = stats
-        self._inbox = inbox
+        self._store = store
         self._content = content
         self._messages: asyncio.Queue[bytes] = asyncio.Queue(limits.INGEST_PUBSUB_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
         self._attempts: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()  # published, duplicate, dropped
-        self.holds_lease = False
         self._seen: dict[str, tuple[int, float]] = {}  # pub/sub payload digest -> (count, last)
-        self._backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN
+        self._backoff = Backoff(
+            limits.PUBSUB_RECONNECT_BACKOFF_MIN, limits.PUBSUB_RECONNECT_BACKOFF_MAX
+        )
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._store.lease.held
 
     @property
     def is_running(self) -> bool:
@@ -105,10 +110,7 @@ class Ingest:
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
-        if self.holds_lease:
-            with contextlib.suppress(RedisError, OSError):
-                await self._inbox.release_lease()  # let a standby take over at once
-        self.holds_lease = False
+        await self._store.lease.release()  # let a standby take over at once
 
     def on_message(self, data: bytes) -> None:
         """A PUBLISH on the ingest channel (called by the hub; must not block)."""
@@ -121,42 +123,25 @@ class Ingest:
     # -- the stream -----------------------------------------------------------------------
 
     async def _consume_stream(self) -> None:
-        while True:
-            try:
-                await self._hold_and_consume()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.holds_lease = False
-                logger.warning("ingest stream: Redis unavailable (%s); retrying", exc)
-                await asyncio.sleep(self._backoff)
-                self._backoff = min(self._backoff * 2, limits.PUBSUB_RECONNECT_BACKOFF_MAX)
-            except Exception:
-                # A bug must not stop ingestion for good: log it, wait, try again.
-                self.holds_lease = False
-                logger.exception("ingest stream: unexpected error; retrying")
-                await asyncio.sleep(limits.PUBSUB_RECONNECT_BACKOFF_MAX)
+        lease = self._store.lease
+        await keep_holding(lease, self._hold_and_consume, self._backoff, "ingest stream", logger)
 
     async def _hold_and_consume(self) -> None:
         loop = asyncio.get_running_loop()
-        while not await self._inbox.take_lease():
-            self.holds_lease = False
-            await asyncio.sleep(limits.INGEST_STANDBY_POLL)
-        self.holds_lease = True
-        logger.info("consuming the ingest stream (consumer %s)", self._inbox.consumer)
-        await self._inbox.ensure_group()
-        await self._inbox.adopt_pending()
+        await self._store.lease.wait_to_take(limits.INGEST_STANDBY_POLL)
+        logger.info("consuming the ingest stream (consumer %s)", self._store.consumer)
+        await self._store.ensure_group()
+        await self._store.adopt_pending()
         renewed = loop.time()
         pending = True
         while True:
             if loop.time() - renewed > limits.INGEST_LEASE_RENEW:
-                if not await self._inbox.renew_lease():
+                if not await self._store.lease.renew():
                     logger.warning("lost the ingest lease; standing by")
-                    self.holds_lease = False
                     return
                 renewed = loop.time()
-            entries = await self._inbox.read(pending=pending)
-            self._backoff = limits.PUBSUB_RECONNECT_BACKOFF_MIN  # Redis answers again
+            entries = await self._store.read(pending=pending)
+            self._backoff.reset()  # Redis answers again
             for entry in entries:
                 await self._handle_entry(entry)
             # Our own pending entries first (left by a failure), then new ones.
@@ -191,7 +176,7 @@ class Ingest:
             )
             return
         self._attempts.pop(entry.id, None)
-        await self._inbox.settle(entry.id)
+        await self._store.settle(entry.id)
 
     # -- pub/sub --------------------------------------------------------------------------
 
@@ -210,7 +195,7 @@ class Ingest:
                 logger.exception("ingest pub/sub message lost to an unexpected error")
 
     async def _handle_message(self, data: bytes) -> None:
-        if not await self._inbox.claim(self._occurrence(data)):
+        if not await self._store.claim(self._occurrence(data)):
             return  # another process handles this one
 
         try:
@@ -252,6 +237,6 @@ class Ingest:
     async def _dead_letter(
         self, reason: str, payload: bytes, source: str, entry_id: str | None = None
     ) -> None:
-        await self._inbox.dead_letter(reason, payload, source, entry_id)
+        await self._store.dead_letter(reason, payload, source, entry_id)
         self._stats.dead_letters[source] += 1
         logger.warning("ingest %s: dead-lettered a payload: %s", source, reason)

@@ -124,17 +124,19 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
 
+def _secret(name: str, help: str) -> Setting:
+    """A setting that holds a secret: empty unless set, and masked wherever it is shown."""
+    return Setting(name, "", help, _optional, secret=True)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on."),
     Setting("port", "8000", "Port to listen on (0 picks a free one).", _port),
-    Setting(
+    _secret(
         "redis_url",
-        "",
         "Redis URL (redis://, rediss://, unix://; redis+cluster://host:port; "
         "redis+sentinel://[user:pass@]host:port[,host:port...]/<master>[?db=N], and "
         "rediss+ for TLS). Empty: start an embedded Redis in DATA_DIR.",
-        _optional,
-        secret=True,
     ),
     Setting("redis_prefix", "livefeed:", "Prefix of every Redis key and channel livefeed uses."),
     Setting(
@@ -156,21 +158,15 @@ SETTINGS: tuple[Setting, ...] = (
         "The redis-server/valkey-server binary for the embedded Redis. Empty: search PATH.",
         _optional,
     ),
-    Setting(
+    _secret(
         "editor_token",
-        "",
         "Operator token for editor writes (Authorization: Bearer). Empty: generated and "
         "printed once at start.",
-        _optional,
-        secret=True,
     ),
-    Setting(
+    _secret(
         "secret_key",
-        "",
         "Key that signs editor session cookies. Empty: a random key kept in Redis, shared by "
         "every process.",
-        _optional,
-        secret=True,
     ),
     Setting(
         "allowed_origins",
@@ -241,12 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
         "worker i on METRICS_PORT+i). Empty: on the public port.",
         _optional_port,
     ),
-    Setting(
+    _secret(
         "metrics_token",
-        "",
         "If set, /metrics needs Authorization: Bearer <this token>.",
-        _optional,
-        secret=True,
     ),
     Setting(
         "embed_origins",
@@ -255,13 +248,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Empty: no site may frame it.",
         _origins,
     ),
-    Setting(
+    _secret(
         "vapid_private_key",
-        "",
         "Web Push VAPID private key (base64url raw P-256 key or PEM). Empty: a key pair "
         "generated once and kept in Redis.",
-        _optional,
-        secret=True,
     ),
     Setting(
         "vapid_subject",

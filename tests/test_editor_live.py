@@ -185,7 +185,7 @@ async def test_a_vanished_process_stops_counting_when_its_report_is_stale(
     await ghost.report(ReaderCounts(7, {"talks": 7}))
     assert (await presence.read()).total == 7
     redis = live_server.services.redis
-    key = live_server.services.keys.desk_readers()
+    key = live_server.services.keys.desk.readers
     record = json.loads(await redis.hget(key, ghost.process))
     record["at"] -= limits.PRESENCE_STALE + 1
     await redis.hset(key, ghost.process, json.dumps(record))

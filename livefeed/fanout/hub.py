@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, overload
 
 from redis.exceptions import RedisError
 
@@ -63,6 +63,28 @@ def is_after(event_id: EventId, cursor: EventId) -> bool:
     return event_id.epoch != cursor.epoch or (event_id.ms, event_id.seq) > (cursor.ms, cursor.seq)
 
 
+class _OfChannels(Generic[T]):
+    """A read-only hub attribute that is its ``Channels``' attribute of the same name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type[Hub], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, hub: None, owner: type[Hub]) -> _OfChannels[T]: ...
+
+    @overload
+    def __get__(self, hub: Hub, owner: type[Hub] | None = None) -> T: ...
+
+    def __get__(self, hub: Hub | None, owner: type[Hub] | None = None) -> T | _OfChannels[T]:
+        if hub is None:
+            return self  # looked up on the class (help(), documentation tools)
+        value: T = getattr(hub._channels, self._name)
+        return value
+
+
 class Hub:
     """Owns the process's pub/sub subscriptions and the set of topics its readers follow."""
 
@@ -76,22 +98,11 @@ class Hub:
         self._tasks: set[asyncio.Future[None]] = set()
         self.gaps = 0
 
-    @property
-    def is_connected(self) -> bool:
-        return self._channels.is_connected
-
-    @property
-    def is_ready(self) -> bool:
-        """Subscribed, and the last probe proved the subscriptions deliver."""
-        return self._channels.is_ready
-
-    @property
-    def reconnects(self) -> int:
-        return self._channels.reconnects
-
-    @property
-    def silent(self) -> int:
-        return self._channels.silent
+    # The state of the pub/sub connections, as the hub's: for health checks and /metrics.
+    is_connected = _OfChannels[bool]("at least one pub/sub connection is up")
+    is_ready = _OfChannels[bool]("subscribed, and the last probe proved the subscriptions deliver")
+    reconnects = _OfChannels[int]("pub/sub reconnections so far")
+    silent = _OfChannels[int]("probes that did not come back in time")
 
     @property
     def failovers(self) -> int:

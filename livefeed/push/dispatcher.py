@@ -26,11 +26,11 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from redis.exceptions import RedisError
 
 from livefeed import events, limits, models
 from livefeed.errors import InvalidInput
@@ -41,7 +41,8 @@ from livefeed.push.subscriptions import PushSubscription, check_endpoint_syntax
 from livefeed.push.vapid import VapidKey
 from livefeed.stats import Stats
 from livefeed.storage.content import Content
-from livefeed.storage.eventlog import GONE, EventLog
+from livefeed.storage.eventlog import GONE
+from livefeed.storage.lease import Backoff, keep_holding
 from livefeed.storage.push import FAILED, REMOVED, SENT, PushStore
 
 logger = logging.getLogger("livefeed.push")
@@ -55,26 +56,48 @@ def _audience(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Posts one encrypted notification to one subscription, signed with our VAPID key."""
+
+    vapid: VapidKey
+    allowed_endpoints: tuple[str, ...]
+
+    async def post(
+        self, client: httpx.AsyncClient, brief_id: str, sub: PushSubscription, data: bytes
+    ) -> tuple[int | None, float | None]:
+        """The push service's status (None: no answer) and its Retry-After, in seconds."""
+        try:
+            # Settings may have changed since it subscribed: never call into our network.
+            # (A host name was resolved and checked when it subscribed.)
+            check_endpoint_syntax(sub.endpoint, self.allowed_endpoints)
+        except InvalidInput:
+            return 404, None  # refused now: forget it like a gone subscription
+        body = await asyncio.to_thread(message.encrypt, data, sub.p256dh, sub.auth)
+        auth = self.vapid.authorization(_audience(sub.endpoint))
+        try:
+            response = await client.post(
+                sub.endpoint, content=body, headers=message.headers(auth, brief_id)
+            )
+        except httpx.HTTPError as exc:
+            logger.debug("push to %s: %s", _audience(sub.endpoint), exc)
+            return None, None
+        return response.status_code, message.retry_after(response.headers.get("retry-after"))
+
+
 class Dispatcher:
     """Pushes breaking briefs while this process holds the dispatcher lease."""
 
-    def __init__(
-        self,
-        store: PushStore,
-        content: Content,
-        log: EventLog,
-        vapid: VapidKey,
-        stats: Stats,
-        allowed_endpoints: tuple[str, ...],
-    ) -> None:
+    def __init__(self, store: PushStore, content: Content, stats: Stats, sender: Sender) -> None:
         self._store = store
         self._content = content
-        self._log = log
-        self._vapid = vapid
         self._stats = stats
-        self._allowed = allowed_endpoints
+        self._sender = sender
         self._task: asyncio.Task[None] | None = None
-        self.holds_lease = False
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._store.lease.held
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="livefeed-push-dispatcher")
@@ -82,32 +105,17 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._task is not None:
             await stop_tasks([self._task])
-        if self.holds_lease:
-            with contextlib.suppress(RedisError, OSError):
-                await self._store.release_lease()  # a standby takes over at once
-        self.holds_lease = False
+        await self._store.lease.release()  # a standby takes over at once
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self._hold()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.holds_lease = False
-                logger.warning("push dispatcher: Redis unavailable (%s); retrying", exc)
-                await asyncio.sleep(limits.PUSH_STANDBY_POLL)
-            except Exception:
-                self.holds_lease = False
-                logger.exception("push dispatcher: unexpected error; retrying")
-                await asyncio.sleep(limits.PUSH_STANDBY_POLL)
+        poll = limits.PUSH_STANDBY_POLL
+        await keep_holding(
+            self._store.lease, self._hold, Backoff(poll, poll), "push dispatcher", logger
+        )
 
     async def _hold(self) -> None:
-        while not await self._store.take_lease():
-            self.holds_lease = False
-            await asyncio.sleep(limits.PUSH_STANDBY_POLL)
-        self.holds_lease = True
-        logger.info("dispatching breaking-news pushes (%s)", self._store.owner)
+        await self._store.lease.wait_to_take(limits.PUSH_STANDBY_POLL)
+        logger.info("dispatching breaking-news pushes (%s)", self._store.lease.holder)
         work = asyncio.create_task(self._dispatch())
         keeper = asyncio.create_task(self._keep_lease())
         try:
@@ -116,13 +124,12 @@ class Dispatcher:
                 task.result()  # raise what ended it
         finally:
             await stop_tasks([work, keeper])
-            self.holds_lease = False
 
     async def _keep_lease(self) -> None:
         """Returns when the lease is lost, which stops the work at once."""
         while True:
             await asyncio.sleep(limits.PUSH_LEASE_RENEW)
-            if not await self._store.renew_lease():
+            if not await self._store.lease.renew():
                 logger.warning("lost the push dispatcher lease; standing by")
                 return
 
@@ -141,12 +148,12 @@ class Dispatcher:
     async def _queue_new(self) -> None:
         cursor = EventId.parse(await self._store.cursor())
         if cursor is None:  # the first dispatcher ever: push what is published from now on
-            await self._store.queue([], str(await self._log.position(events.BRIEFS)))
+            await self._store.queue([], str(await self._content.log.position(events.BRIEFS)))
             return
-        found = await self._log.read_since(events.BRIEFS, cursor)
+        found = await self._content.log.read_since(events.BRIEFS, cursor)
         if found is GONE:
             logger.warning("push dispatcher: the briefs log moved on; pushing from now on")
-            await self._store.queue([], str(await self._log.position(events.BRIEFS)))
+            await self._store.queue([], str(await self._content.log.position(events.BRIEFS)))
             return
         if not found:
             return
@@ -243,7 +250,7 @@ class Dispatcher:
             for attempt in range(1, limits.PUSH_ATTEMPTS + 1):
                 if cancelled.is_set():
                     return
-                status, wait = await self._post(client, brief_id, sub, data)
+                status, wait = await self._sender.post(client, brief_id, sub, data)
                 if status in _DELIVERED:
                     await self._outcome(brief_id, sid, SENT)
                     return
@@ -267,27 +274,6 @@ class Dispatcher:
                     await slots.acquire()
         finally:
             slots.release()
-
-    async def _post(
-        self, client: httpx.AsyncClient, brief_id: str, sub: PushSubscription, data: bytes
-    ) -> tuple[int | None, float | None]:
-        """The push service's status (None: no answer) and its Retry-After, in seconds."""
-        try:
-            # Settings may have changed since it subscribed: never call into our network.
-            # (A host name was resolved and checked when it subscribed.)
-            check_endpoint_syntax(sub.endpoint, self._allowed)
-        except InvalidInput:
-            return 404, None  # refused now: forget it like a gone subscription
-        body = await asyncio.to_thread(message.encrypt, data, sub.p256dh, sub.auth)
-        auth = self._vapid.authorization(_audience(sub.endpoint))
-        try:
-            response = await client.post(
-                sub.endpoint, content=body, headers=message.headers(auth, brief_id)
-            )
-        except httpx.HTTPError as exc:
-            logger.debug("push to %s: %s", _audience(sub.endpoint), exc)
-            return None, None
-        return response.status_code, message.retry_after(response.headers.get("retry-after"))
 
     async def _outcome(self, brief_id: str, sid: str, outcome: str) -> None:
         await self._store.mark(brief_id, sid, outcome)

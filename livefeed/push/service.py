@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from livefeed.push import vapid
-from livefeed.push.dispatcher import Dispatcher
+from livefeed.push.dispatcher import Dispatcher, Sender
 from livefeed.push.vapid import VapidKey
 from livefeed.settings import Settings
 from livefeed.stats import Stats
 from livefeed.storage.content import Content
-from livefeed.storage.eventlog import EventLog
 from livefeed.storage.keys import Keys
 from livefeed.storage.push import PushStore
 from livefeed.storage.ratelimit import RateLimiter
@@ -33,12 +32,12 @@ class PushService:
         keys: Keys,
         settings: Settings,
         content: Content,
-        log: EventLog,
         stats: Stats,
         owner: str,
     ) -> PushService:
         store = PushStore(redis, keys, owner)
         private = settings.vapid_private_key or await store.vapid_key(vapid.generate())
         key = VapidKey(private, settings.vapid_subject)
-        dispatcher = Dispatcher(store, content, log, key, stats, settings.push_allowed_endpoints)
+        sender = Sender(key, settings.push_allowed_endpoints)
+        dispatcher = Dispatcher(store, content, stats, sender)
         return cls(store, key, RateLimiter(redis, keys), dispatcher)

@@ -24,6 +24,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -39,21 +40,21 @@ from livefeed.storage.connect import connect_pubsub, node_url
 logger = logging.getLogger("livefeed.channels")
 
 
+@dataclass(slots=True, eq=False)
 class _Connection:
     """One subscriber connection: its session task, probe channel and subscriptions."""
 
-    def __init__(self, owner: Channels, url: str, probe_channel: str, sharded: bool) -> None:
-        self.owner = owner
-        self.url = url
-        self.probe_channel = probe_channel
-        self.sharded = sharded
-        self.pubsub: PubSub | None = None
-        self.connected = asyncio.Event()
-        self.session: asyncio.Task[None] | None = None
-        self.healthy = True
-        self.probe_echo = asyncio.Event()
-        self.probe_token = b""
-        self.started = 0.0
+    owner: Channels
+    url: str
+    probe_channel: str
+    sharded: bool
+    pubsub: PubSub | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    session: asyncio.Task[None] | None = None
+    healthy: bool = True
+    probe_echo: asyncio.Event = field(default_factory=asyncio.Event)
+    probe_token: bytes = b""
+    started: float = 0.0
 
     async def subscribe(self, channel: str, sharded: bool) -> None:
         if self.pubsub is None:

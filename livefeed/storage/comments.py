@@ -22,19 +22,16 @@ from typing import Any
 
 from livefeed import events, limits, models
 from livefeed.errors import CommentsClosed, InvalidInput, NotFound
-from livefeed.events import EventId
 from livefeed.models import Article, Comment
 from livefeed.settings import Rate
-from livefeed.stats import Stats
 from livefeed.storage.connect import Client
-from livefeed.storage.eventlog import Change, EventLog, Outcome, no_history
+from livefeed.storage.eventlog import Change, Outcome, no_history
 from livefeed.storage.keys import Keys
+from livefeed.storage.publisher import Publisher
 from livefeed.storage.ratelimit import RateLimiter
 
 OPEN, PREMODERATED, CLOSED = models.COMMENT_MODES
 PUBLISHED, PENDING = "published", "pending"
-
-Append = Callable[[str, str, dict[str, Any], Change, str], Awaitable["EventId | Outcome"]]
 
 
 def _dump(obj: dict[str, Any]) -> str:
@@ -100,19 +97,15 @@ class Comments:
         self,
         redis: Client,
         keys: Keys,
-        log: EventLog,
-        append: Append,
+        publisher: Publisher,
         require_article: Callable[[str], Awaitable[Article]],
-        stats: Stats,
         comment_rate: Rate,
         rules: CommentRules,
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._log = log
-        self._append = append
+        self._publisher = publisher
         self._require_article = require_article
-        self._stats = stats
         self._limiter = RateLimiter(redis, keys)
         self._comment_rate = comment_rate
         self._rules = rules
@@ -122,33 +115,33 @@ class Comments:
     # -- modes ----------------------------------------------------------------------------
 
     async def mode(self, slug: str) -> str:
-        k = self._keys
+        c = self._keys.comments(slug)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(k.comments_closed(slug))
-            pipe.get(k.comment_mode(slug))
+            pipe.exists(c.closed)
+            pipe.get(c.mode)
             closed, mode = await pipe.execute()
         if closed:
             return CLOSED
         return PREMODERATED if mode == PREMODERATED else OPEN
 
     async def set_mode(self, slug: str, mode: str) -> None:
-        k = self._keys
+        c = self._keys.comments(slug)
         async with self._redis.pipeline(transaction=True) as pipe:
             if mode == CLOSED:
-                pipe.set(k.comments_closed(slug), models.now_iso())
+                pipe.set(c.closed, models.now_iso())
             else:
-                pipe.delete(k.comments_closed(slug))
+                pipe.delete(c.closed)
             if mode == PREMODERATED:
-                pipe.set(k.comment_mode(slug), PREMODERATED)
+                pipe.set(c.mode, PREMODERATED)
             else:
-                pipe.delete(k.comment_mode(slug))
+                pipe.delete(c.mode)
             await pipe.execute()
 
     # -- reads ----------------------------------------------------------------------------
 
     async def count(self, slug: str) -> int:
         """Visible comments of the article, replies included."""
-        return int(await self._redis.zcard(self._keys.comment_index(slug)))
+        return int(await self._redis.zcard(self._keys.comments(slug).index))
 
     async def counts(self, slugs: list[str]) -> dict[str, int]:
         slugs = list(dict.fromkeys(slugs))
@@ -156,28 +149,28 @@ class Comments:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for slug in slugs:
-                pipe.zcard(self._keys.comment_index(slug))
+                pipe.zcard(self._keys.comments(slug).index)
             found = await pipe.execute()
         return {slug: int(n) for slug, n in zip(slugs, found, strict=True)}
 
     async def threads(self, slug: str, limit: int = 20, before: str | None = None) -> Threads:
         """Threads newest first (``before``: a top-level id), replies under each."""
-        k = self._keys
+        k, c = self._keys, self._keys.comments(slug)
         topic = events.comments_topic(slug)
         reply = await self._list_threads(
             keys=[
                 k.log(topic),
                 k.epoch(topic),
-                k.comment_items(slug),
-                k.comment_index(slug),
-                k.comment_top(slug),
-                k.comment_featured(slug),
+                c.items,
+                c.index,
+                c.top,
+                c.featured,
             ],
             args=[
                 no_history(topic),
                 before or "",
                 limit,
-                k.comment_replies(slug, ""),
+                c.replies(""),
                 limits.REPLIES_SHOWN,
                 limits.FEATURED_SHOWN,
             ],
@@ -193,16 +186,16 @@ class Comments:
         return Threads(items, featured, str(found["position"]))
 
     async def visible(self, slug: str, comment_id: str) -> Comment | None:
-        k = self._keys
+        c = self._keys.comments(slug)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hget(k.comment_items(slug), comment_id)
-            pipe.zscore(k.comment_index(slug), comment_id)
+            pipe.hget(c.items, comment_id)
+            pipe.zscore(c.index, comment_id)
             record, score = await pipe.execute()
         return None if record is None or score is None else _comment(record)
 
     async def held(self, slug: str, comment_id: str) -> Comment | None:
         """A comment awaiting moderation (None once approved or rejected)."""
-        record = await self._redis.hget(self._keys.comment_held(slug), comment_id)
+        record = await self._redis.hget(self._keys.comments(slug).held, comment_id)
         if record is None:
             return None
         comment = _comment(record)
@@ -231,36 +224,40 @@ class Comments:
     async def _hold(self, comment: Comment) -> Comment:
         k = self._keys
         slug = comment.article
-        await self._redis.hset(k.comment_held(slug), comment.id, _dump(comment.to_record()))
+        await self._redis.hset(k.comments(slug).held, comment.id, _dump(comment.to_record()))
         score = models.time_ms(comment.created_at)
-        await self._redis.zadd(k.desk_pending(), {desk_ref(slug, comment.id): score})
+        await self._redis.zadd(k.desk.pending, {desk_ref(slug, comment.id): score})
         await self._notify_desk("queue", {"pending": desk_ref(slug, comment.id)})
         return comment
 
     async def _publish(self, comment: Comment, source: str) -> None:
         k = self._keys
         slug = comment.article
-        change = Change(
-            "create",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment.id,
-            record=_dump(comment.to_record()),
-            score=models.time_ms(comment.created_at),
-        )
-        topic = events.comments_topic(slug)
-        result = await self._append(
-            topic, events.COMMENT_CREATED, comment.to_json(), change, source
+        score = models.time_ms(comment.created_at)
+        change = self._change("create", comment, score)
+        result = await self._publisher.append(
+            events.comments_topic(slug), events.COMMENT_CREATED, comment.to_json(), change, source
         )
         if result is Outcome.EXISTS:
             return  # this very write ran before (a retried call)
-        score = models.time_ms(comment.created_at)
         if comment.reply_to is None:
-            await self._redis.zadd(k.comment_top(slug), {comment.id: score})
+            await self._redis.zadd(k.comments(slug).top, {comment.id: score})
         else:
-            await self._redis.zadd(k.comment_replies(slug, comment.reply_to), {comment.id: score})
+            await self._redis.zadd(k.comments(slug).replies(comment.reply_to), {comment.id: score})
         await self._tell_desk(comment)
         await self._announce_count(slug, source)
+
+    def _change(self, op: str, comment: Comment, score: int = 0) -> Change:
+        """The write of ``comment``'s record (and index entry) that goes with its event."""
+        c = self._keys.comments(comment.article)
+        return Change(
+            op,
+            c.items,
+            c.index,
+            id=comment.id,
+            record=_dump(comment.to_record()),
+            score=score,
+        )
 
     async def approve(self, slug: str, comment_id: str, source: str) -> Comment:
         """Publish a pending comment now, as ``comment.created``."""
@@ -274,8 +271,8 @@ class Comments:
         k = self._keys
         await self._publish(comment, source)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(k.comment_held(slug), comment_id)
-            pipe.zrem(k.desk_pending(), desk_ref(slug, comment_id))
+            pipe.hdel(k.comments(slug).held, comment_id)
+            pipe.zrem(k.desk.pending, desk_ref(slug, comment_id))
             await pipe.execute()
         await self._notify_desk("queue", {"approved": desk_ref(slug, comment_id)})
         return comment
@@ -291,25 +288,18 @@ class Comments:
             raise InvalidInput("only top-level comments can be featured, not replies")
         comment = replace(current, featured=featured)
         k = self._keys
-        change = Change(
-            "update",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment_id,
-            record=_dump(comment.to_record()),
-        )
-        topic = events.comments_topic(slug)
-        result = await self._append(
-            topic, events.COMMENT_UPDATED, comment.to_json(), change, source
+        change = self._change("update", comment)
+        result = await self._publisher.append(
+            events.comments_topic(slug), events.COMMENT_UPDATED, comment.to_json(), change, source
         )
         if result is Outcome.MISSING:
             raise NotFound(f"comment {comment_id!r} was hidden")
         if featured:
             await self._redis.zadd(
-                k.comment_featured(slug), {comment_id: models.time_ms(models.now_iso())}
+                k.comments(slug).featured, {comment_id: models.time_ms(models.now_iso())}
             )
         else:
-            await self._redis.zrem(k.comment_featured(slug), comment_id)
+            await self._redis.zrem(k.comments(slug).featured, comment_id)
         return comment
 
     async def hide(self, slug: str, comment_id: str, source: str) -> Comment:
@@ -326,7 +316,7 @@ class Comments:
             raise NotFound(f"no comment {comment_id!r} on {slug!r}")
         await self._hide_visible(current, source)
         if current.reply_to is None:
-            replies = await self._redis.zrange(self._keys.comment_replies(slug, comment_id), 0, -1)
+            replies = await self._redis.zrange(self._keys.comments(slug).replies(comment_id), 0, -1)
             for reply_id in replies:
                 reply = await self.visible(slug, reply_id)
                 if reply is not None:
@@ -338,16 +328,10 @@ class Comments:
     async def _hide_visible(self, comment: Comment, source: str) -> None:
         k = self._keys
         slug = comment.article
-        hidden = replace(comment, hidden=True)
-        change = Change(
-            "remove",
-            k.comment_items(slug),
-            k.comment_index(slug),
-            id=comment.id,
-            record=_dump(hidden.to_record()),
-        )
+        c = k.comments(slug)
+        change = self._change("remove", replace(comment, hidden=True))
         data = {"id": comment.id, "article": slug}
-        result = await self._append(
+        result = await self._publisher.append(
             events.comments_topic(slug), events.COMMENT_DELETED, data, change, source
         )
         if result is Outcome.MISSING:
@@ -355,19 +339,19 @@ class Comments:
         ref = desk_ref(slug, comment.id)
         async with self._redis.pipeline(transaction=False) as pipe:
             if comment.reply_to is None:
-                pipe.zrem(k.comment_top(slug), comment.id)
+                pipe.zrem(c.top, comment.id)
             else:
-                pipe.zrem(k.comment_replies(slug, comment.reply_to), comment.id)
-            pipe.zrem(k.comment_featured(slug), comment.id)
-            pipe.zrem(k.desk_reported(), ref)
+                pipe.zrem(c.replies(comment.reply_to), comment.id)
+            pipe.zrem(c.featured, comment.id)
+            pipe.zrem(k.desk.reported, ref)
             await pipe.execute()
 
     async def _reject(self, pending: Comment) -> Comment:
         k = self._keys
         slug = pending.article
         rejected = replace(pending, hidden=True)
-        await self._redis.hset(k.comment_held(slug), pending.id, _dump(rejected.to_record()))
-        await self._redis.zrem(k.desk_pending(), desk_ref(slug, pending.id))
+        await self._redis.hset(k.comments(slug).held, pending.id, _dump(rejected.to_record()))
+        await self._redis.zrem(k.desk.pending, desk_ref(slug, pending.id))
         await self._notify_desk("queue", {"hidden": desk_ref(slug, pending.id)})
         return pending
 
@@ -375,8 +359,8 @@ class Comments:
         """A ``comments.count`` event on ``article:<slug>`` with the count now."""
         count = await self.count(slug)
         topic = events.article_topic(slug)
-        await self._log.append(topic, events.COMMENTS_COUNT, {"article": slug, "count": count})
-        self._stats.published[events.COMMENTS_COUNT, source] += 1
+        data = {"article": slug, "count": count}
+        await self._publisher.announce(topic, events.COMMENTS_COUNT, data, source)
 
     async def _tell_desk(self, comment: Comment) -> None:
         """Index the comment among the latest of all articles, and show it to open editor
@@ -384,10 +368,10 @@ class Comments:
         k = self._keys
         member = desk_ref(comment.article, comment.id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(k.desk_comments(), {member: models.time_ms(comment.created_at)})
-            pipe.zremrangebyrank(k.desk_comments(), 0, -limits.DESK_COMMENTS_KEPT - 1)
+            pipe.zadd(k.desk.comments, {member: models.time_ms(comment.created_at)})
+            pipe.zremrangebyrank(k.desk.comments, 0, -limits.DESK_COMMENTS_KEPT - 1)
             await pipe.execute()
         await self._notify_desk("comment.created", comment.to_record())
 
     async def _notify_desk(self, kind: str, data: dict[str, Any]) -> None:
-        await self._redis.publish(self._keys.desk_notices(), _dump({"type": kind, "data": data}))
+        await self._redis.publish(self._keys.desk.notices, _dump({"type": kind, "data": data}))

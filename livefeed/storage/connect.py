@@ -239,6 +239,11 @@ async def role(redis: Client) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+def text(reply: str | bytes) -> str:
+    """A reply as text, from a client that decodes responses or one that does not."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 async def problem(redis: Client) -> str | None:
     """Why ``redis`` cannot be used right now, in words an operator can act on, or None."""
     try:

@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from livefeed import events, models
 from livefeed.errors import InvalidInput, NotFound
-from livefeed.events import EventId
 from livefeed.models import Article, Brief, Comment
 from livefeed.settings import Rate
 from livefeed.stats import Stats
 from livefeed.storage.comments import CLOSED, OPEN, CommentRules, Comments, Threads
 from livefeed.storage.eventlog import Change, EventLog, Outcome
 from livefeed.storage.keys import Keys
+from livefeed.storage.publisher import Publisher
 
 T = TypeVar("T")
 
@@ -65,46 +64,30 @@ class Content:
         rules: CommentRules | None = None,
     ) -> None:
         self._redis = redis
-        self._stats = stats
         self._keys = keys
-        self._log = log
+        self._publisher = Publisher(log, stats)
         self.comments = Comments(
             redis,
             keys,
-            log,
-            self._append,
+            self._publisher,
             self.require_article,
-            stats,
             comment_rate,
             rules or CommentRules(),
         )
 
     @property
     def log(self) -> EventLog:
-        return self._log
-
-    async def _append(
-        self, topic: str, event_type: str, data: dict[str, Any], change: Change, source: str
-    ) -> EventId | Outcome:
-        try:
-            result = await self._log.append(topic, event_type, data, change)
-        except (RedisError, OSError):
-            self._stats.write_refused()  # for /metrics: how long writes were refused
-            raise
-        self._stats.write_accepted()
-        if not isinstance(result, Outcome):
-            self._stats.published[event_type, source] += 1
-        return result
+        return self._publisher.log
 
     async def position(self, topic: str) -> str:
         """The topic's current last event id, for pages and list responses."""
-        return str(await self._log.position(topic))
+        return str(await self.log.position(topic))
 
     # -- briefs ---------------------------------------------------------------------------
 
     async def list_briefs(self, limit: int = 20, before: str | None = None) -> Listing[Brief]:
         k = self._keys
-        listing = await self._log.listing(
+        listing = await self.log.listing(
             events.BRIEFS, k.brief_items(), k.brief_index(), before, limit
         )
         if listing is None:
@@ -124,7 +107,7 @@ class Content:
     async def publish_brief(self, brief: Brief, source: str = API) -> Brief | None:
         """Publish a new brief; None if a brief with its id was ever published (idempotency)."""
         change = self._brief_change("create", brief, brief.to_json())
-        result = await self._append(
+        result = await self._publisher.append(
             events.BRIEFS, events.BRIEF_PUBLISHED, brief.to_json(), change, source
         )
         return None if result is Outcome.EXISTS else brief
@@ -135,7 +118,7 @@ class Content:
             raise NotFound(f"no brief {brief_id!r}")
         brief = models.corrected_brief(current, payload)
         change = self._brief_change("update", brief, brief.to_json())
-        result = await self._append(
+        result = await self._publisher.append(
             events.BRIEFS, events.BRIEF_UPDATED, brief.to_json(), change, source
         )
         if result is Outcome.MISSING:
@@ -148,7 +131,7 @@ class Content:
             raise NotFound(f"no brief {brief_id!r}")
         record = {**current.to_json(), "retracted_at": models.now_iso()}
         change = self._brief_change("remove", current, record)
-        result = await self._append(
+        result = await self._publisher.append(
             events.BRIEFS, events.BRIEF_DELETED, {"id": brief_id}, change, source
         )
         if result is Outcome.MISSING:
@@ -184,18 +167,18 @@ class Content:
         key = self._keys.article(slug)
         change = Change("set", key, key, record=_dump(article.to_json()))
         topic = events.article_topic(slug)
-        await self._append(topic, events.ARTICLE_UPDATED, article.to_json(), change, source)
-        # The editors' list of articles (a separate key: it may live on another shard).
-        await self._redis.zadd(
-            self._keys.desk_articles(), {slug: models.time_ms(article.updated_at)}
+        await self._publisher.append(
+            topic, events.ARTICLE_UPDATED, article.to_json(), change, source
         )
+        # The editors' list of articles (a separate key: it may live on another shard).
+        await self._redis.zadd(self._keys.desk.articles, {slug: models.time_ms(article.updated_at)})
         if mode is not None:
             await self.comments.set_mode(slug, mode)
         return article, existing is None
 
     async def latest_articles(self, limit: int) -> list[Article]:
         """The most recently published of the articles updated last, newest first."""
-        slugs = await self._redis.zrevrange(self._keys.desk_articles(), 0, limit * 2 - 1)
+        slugs = await self._redis.zrevrange(self._keys.desk.articles, 0, limit * 2 - 1)
         if not slugs:
             return []
         records = await self._redis.mget([self._keys.article(str(slug)) for slug in slugs])

@@ -189,10 +189,10 @@ class Desk:
             "summary": summary,
         }
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(k.desk_credits(), f"{kind}:{object_id}:{action}", editor)
-            pipe.xadd(k.desk_log(), entry, maxlen=limits.DESK_ACTIVITY_KEPT, approximate=True)
+            pipe.hset(k.desk.credits, f"{kind}:{object_id}:{action}", editor)
+            pipe.xadd(k.desk.log, entry, maxlen=limits.DESK_ACTIVITY_KEPT, approximate=True)
             await pipe.execute()
-        await self._redis.publish(k.desk_notices(), _dump({"type": "credit", "data": entry}))
+        await self._redis.publish(k.desk.notices, _dump({"type": "credit", "data": entry}))
 
     async def _changed_since(self, kind: str, object_id: str, action: str) -> str:
         who = (await self.credits(kind, [object_id])).get(object_id, {}).get(action)
@@ -212,7 +212,7 @@ class Desk:
         fields = [f"{kind}:{i}:{a}" for i in ids for a in actions]
         if not fields:
             return {}
-        values = await self._redis.hmget(self._keys.desk_credits(), fields)
+        values = await self._redis.hmget(self._keys.desk.credits, fields)
         found: dict[str, Credits] = {i: {} for i in ids}
         for name, editor in zip(fields, values, strict=True):
             if editor is not None:
@@ -222,14 +222,14 @@ class Desk:
 
     async def articles(self, limit: int = limits.DESK_ARTICLES) -> list[ArticleRow]:
         """The most recently updated articles, with whether their comments are closed."""
-        slugs = await self._redis.zrevrange(self._keys.desk_articles(), 0, limit - 1)
+        slugs = await self._redis.zrevrange(self._keys.desk.articles, 0, limit - 1)
         if not slugs:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for slug in slugs:
                 pipe.get(self._keys.article(slug))
-                pipe.exists(self._keys.comments_closed(slug))
-                pipe.get(self._keys.comment_mode(slug))
+                pipe.exists(self._keys.comments(slug).closed)
+                pipe.get(self._keys.comments(slug).mode)
             replies = await pipe.execute()
         rows = []
         for record, closed, mode in zip(replies[::3], replies[1::3], replies[2::3], strict=True):
@@ -240,23 +240,23 @@ class Desk:
 
     async def recent_comments(self, limit: int = limits.DESK_COMMENTS) -> list[Comment]:
         """The latest comments across all articles, newest first, hidden ones included."""
-        refs = await self._redis.zrevrange(self._keys.desk_comments(), 0, limit - 1)
+        refs = await self._redis.zrevrange(self._keys.desk.comments, 0, limit - 1)
         pairs = [ref.split("/", 1) for ref in refs if "/" in ref]
         if not pairs:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for slug, comment_id in pairs:
-                pipe.hget(self._keys.comment_items(slug), comment_id)
+                pipe.hget(self._keys.comments(slug).items, comment_id)
             records = await pipe.execute()
         return [Comment.from_json(json.loads(r)) for r in records if r is not None]
 
     async def latest_comment(self) -> str | None:
         """The desk name (``<slug>/<id>``) of the newest comment anywhere."""
-        refs = await self._redis.zrevrange(self._keys.desk_comments(), 0, 0)
+        refs = await self._redis.zrevrange(self._keys.desk.comments, 0, 0)
         return str(refs[0]) if refs else None
 
     async def activity(self, limit: int = limits.DESK_ACTIVITY) -> list[Activity]:
-        entries = await self._redis.xrevrange(self._keys.desk_log(), count=limit)
+        entries = await self._redis.xrevrange(self._keys.desk.log, count=limit)
         names = [f.name for f in dataclasses.fields(Activity)]
         found = []
         for _, fields in entries:

@@ -27,7 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from livefeed import limits, models
 from livefeed.errors import Conflict, InvalidInput, NotFound
-from livefeed.storage.connect import Client
+from livefeed.storage.connect import Client, text
 from livefeed.storage.keys import Keys
 
 OPERATOR = "operator"  # not an account: the name the operator token signs in with
@@ -146,10 +146,6 @@ def _decoy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Editors:
     """The newsroom's editor accounts, their passwords and API tokens."""
 
@@ -173,7 +169,7 @@ class Editors:
 
     def _account_keys(self, name: str) -> tuple[str, str, str]:
         k = self._keys
-        return k.editor_names(), k.editor_account(name), k.editor_tokens()
+        return k.editors.names, k.editors.account(name), k.editors.tokens
 
     async def add(self, name: str, password: str) -> None:
         """Create an account; Conflict if the name is taken, InvalidInput if unusable."""
@@ -216,23 +212,23 @@ class Editors:
         """End the editor's open desk streams on every process now (their sessions are
         refused from now on anyway: the account version changed)."""
         notice = {"type": "signed-out", "data": {"editor": name}}
-        await self._redis.publish(self._keys.desk_notices(), json.dumps(notice))
+        await self._redis.publish(self._keys.desk.notices, json.dumps(notice))
 
     async def exists(self, name: str) -> bool:
-        return bool(await self._redis.sismember(self._keys.editor_names(), name))
+        return bool(await self._redis.sismember(self._keys.editors.names, name))
 
     async def version(self, name: str) -> str | None:
         """The account's current version (None if there is no such account)."""
-        value = await self._redis.hget(self._keys.editor_account(name), "version")
-        return None if value is None else _text(value)
+        value = await self._redis.hget(self._keys.editors.account(name), "version")
+        return None if value is None else text(value)
 
     async def accounts(self) -> list[Account]:
-        names = sorted(_text(n) for n in await self._redis.smembers(self._keys.editor_names()))
+        names = sorted(text(n) for n in await self._redis.smembers(self._keys.editors.names))
         accounts = []
         for name in names:
             fields = {
-                _text(k): _text(v)
-                for k, v in (await self._redis.hgetall(self._keys.editor_account(name))).items()
+                text(k): text(v)
+                for k, v in (await self._redis.hgetall(self._keys.editors.account(name))).items()
             }
             tokens = []
             for field, value in fields.items():
@@ -246,8 +242,8 @@ class Editors:
         """True if ``password`` is ``name``'s. Takes as long for an unknown name."""
         stored = None
         if is_editor_name(name):
-            value = await self._redis.hget(self._keys.editor_account(name), "password")
-            stored = None if value is None else _text(value)
+            value = await self._redis.hget(self._keys.editors.account(name), "password")
+            stored = None if value is None else text(value)
         password = unicodedata.normalize("NFC", password)[: limits.PASSWORD_MAX]
         if stored is None:
             await self._verify(await asyncio.to_thread(_decoy_hash), password)
@@ -256,7 +252,7 @@ class Editors:
             return False
         if _hasher.check_needs_rehash(stored):
             await self._redis.hset(
-                self._keys.editor_account(name), "password", await self._hash(password)
+                self._keys.editors.account(name), "password", await self._hash(password)
             )
         return True
 
@@ -270,7 +266,7 @@ class Editors:
         made = await self._redis.eval(
             _NEW_TOKEN,
             3,
-            self._keys.editor_names(),
+            self._keys.editors.names,
             account,
             tokens,
             name,
@@ -301,7 +297,7 @@ class Editors:
         """The editor an API token belongs to, or None for an unknown or revoked token."""
         if _TOKEN.fullmatch(token) is None:
             return None
-        record = await self._redis.hget(self._keys.editor_tokens(), token_digest(token))
+        record = await self._redis.hget(self._keys.editors.tokens, token_digest(token))
         if record is None:
             return None
         editor: str = json.loads(record)["editor"]

@@ -59,45 +59,43 @@ class NotReplicated(RedisError):
     treat it like Redis being unavailable: 503, or retry)."""
 
 
-async def _on_one_node(
-    cluster: RedisCluster,
-    key: str,
-    script: str,
-    keys: list[str],
-    args: list[Any],
-    replicas: int,
-    wait_ms: int,
-) -> tuple[Any, int]:
-    """EVAL then WAIT on one connection to the master of ``key``'s slot.
+@dataclass(frozen=True, slots=True)
+class _Confirmed:
+    """A script call to be followed by WAIT on the same connection."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+    replicas: int
+    wait_ms: int
+
+    def commands(self) -> list[tuple[Any, ...]]:
+        return [
+            ("EVAL", self.script, len(self.keys), *self.keys, *self.args),
+            ("WAIT", self.replicas, self.wait_ms),
+        ]
+
+
+async def _on_one_node(cluster: RedisCluster, call: _Confirmed) -> tuple[Any, int]:
+    """EVAL then WAIT on one connection to the master of the first key's slot.
 
     Moved slots (a failover, a resharding) refresh the client's map and try once more; the
     script's answer key makes a second run harmless."""
     try:
-        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+        return await _eval_and_wait(cluster, call)
     except (MovedError, AskError, ClusterDownError, ConnectionError):
         await cluster.nodes_manager.initialize()
-        return await _eval_and_wait(cluster, key, script, keys, args, replicas, wait_ms)
+        return await _eval_and_wait(cluster, call)
 
 
-async def _eval_and_wait(
-    cluster: RedisCluster,
-    key: str,
-    script: str,
-    keys: list[str],
-    args: list[Any],
-    replicas: int,
-    wait_ms: int,
-) -> tuple[Any, int]:
+async def _eval_and_wait(cluster: RedisCluster, call: _Confirmed) -> tuple[Any, int]:
+    key = call.keys[0]
     node = cluster.get_node_from_key(key)
     if node is None:
         raise RedisError(f"no cluster node serves {key!r}")
     connection = node.acquire_connection()
     try:
-        await connection.send_packed_command(
-            connection.pack_commands(
-                [("EVAL", script, len(keys), *keys, *args), ("WAIT", replicas, wait_ms)]
-            )
-        )
+        await connection.send_packed_command(connection.pack_commands(call.commands()))
         reply = await connection.read_response()
         confirmed = await connection.read_response()
     except AttributeError as exc:
@@ -263,9 +261,8 @@ class EventLog:
         that reached the primary but whose confirmation was lost."""
         wait_ms = int(limits.REDIS_WAIT_TIMEOUT * 1000)
         if isinstance(self._redis, RedisCluster):
-            reply, confirmed = await _on_one_node(
-                self._redis, keys[0], self._append.script, keys, args, self._min_replicas, wait_ms
-            )
+            call = _Confirmed(self._append.script, keys, args, self._min_replicas, wait_ms)
+            reply, confirmed = await _on_one_node(self._redis, call)
         else:
             pipe = self._redis.pipeline(transaction=False)
             await self._append(keys=keys, args=args, client=pipe)  # queued, not sent yet

@@ -1,4 +1,4 @@
-"""The Redis key layout: one small function per key, all under the configurable prefix.
+"""The Redis key layout: every key livefeed uses, all under the configurable prefix.
 
 Every key of one topic carries the topic as its hash tag (``{briefs}``,
 ``{comments:<slug>}``), so a topic's event log, epoch, content and pub/sub channel live
@@ -47,13 +47,104 @@ on one Redis Cluster slot and one Lua script can write them together.
     <prefix>{push}:cursor                  string: the briefs event the dispatcher has read up to
     <prefix>{push}:jobs                    hash: brief id -> the breaking brief being pushed
     <prefix>{push}:marks:<brief id>        hash: subscription -> sent/removed/failed, TTL
+
+A key of one topic is a method (``keys.log(topic)``); the keys that share a hash tag are a
+small family whose fields are named after the keys (``keys.desk.pending`` is
+``<prefix>{desk}:pending``): adding one is adding a field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import TYPE_CHECKING, TypeVar, get_type_hints
 
 from livefeed.events import BRIEFS, article_topic, comments_topic
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOf:
+    """A key with a part of its own: ``keys.desk.reports(ref)`` is ``{desk}:reports:<ref>``."""
+
+    head: str
+
+    def __call__(self, part: str) -> str:
+        return f"{self.head}:{part}"
+
+
+_F = TypeVar("_F", bound="DataclassInstance")
+
+
+@cache
+def _parted(family: type[DataclassInstance]) -> frozenset[str]:
+    return frozenset(name for name, kind in get_type_hints(family).items() if kind is KeyOf)
+
+
+def _family(family: type[_F], base: str) -> _F:
+    """A ``family`` whose every field is the key ``base + <field name>``."""
+    parted = _parted(family)
+    return family(
+        **{
+            f.name: KeyOf(base + f.name) if f.name in parted else base + f.name
+            for f in fields(family)
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CommentKeys:
+    """One article's comments, under its comments topic's hash tag."""
+
+    items: str
+    index: str
+    closed: str
+    mode: str
+    held: str
+    top: str
+    featured: str
+    replies: KeyOf
+
+
+@dataclass(frozen=True, slots=True)
+class EditorKeys:
+    """One hash tag, so an account and its tokens change atomically."""
+
+    names: str
+    tokens: str
+    secret: str
+    account: KeyOf
+    session: KeyOf
+
+
+@dataclass(frozen=True, slots=True)
+class DeskKeys:
+    """The editors' desk; ``notices`` is a plain pub/sub channel every process's hub follows."""
+
+    articles: str
+    comments: str
+    credits: str
+    log: str
+    notices: str
+    pending: str
+    reported: str
+    readers: str
+    reports: KeyOf
+    reporters: KeyOf
+
+
+@dataclass(frozen=True, slots=True)
+class PushKeys:
+    """Web Push: one hash tag, so a job, its marks and the subscriptions change atomically."""
+
+    subscriptions: str
+    vapid: str
+    lease: str
+    cursor: str
+    jobs: str
+    marks: KeyOf
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +152,21 @@ class Keys:
     """Key names under one prefix."""
 
     prefix: str
+    editors: EditorKeys = field(init=False, repr=False, compare=False)
+    desk: DeskKeys = field(init=False, repr=False, compare=False)
+    push: PushKeys = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived once: a frozen dataclass sets its own fields through object.__setattr__.
+        object.__setattr__(self, "editors", _family(EditorKeys, self._base("editors")))
+        object.__setattr__(self, "desk", _family(DeskKeys, self._base("desk")))
+        object.__setattr__(self, "push", _family(PushKeys, self._base("push")))
+
+    def _base(self, tag: str) -> str:
+        return f"{self.prefix}{{{tag}}}:"
 
     def _tagged(self, topic: str, suffix: str) -> str:
-        return f"{self.prefix}{{{topic}}}:{suffix}"
+        return self._base(topic) + suffix
 
     def log(self, topic: str) -> str:
         return self._tagged(topic, "log")
@@ -98,26 +201,8 @@ class Keys:
     def article(self, slug: str) -> str:
         return self._tagged(article_topic(slug), "article")
 
-    def comment_items(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "items")
-
-    def comment_index(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "index")
-
-    def comment_mode(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "mode")
-
-    def comment_held(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "held")
-
-    def comment_top(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "top")
-
-    def comment_replies(self, slug: str, comment_id: str) -> str:
-        return self._tagged(comments_topic(slug), f"replies:{comment_id}")
-
-    def comment_featured(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "featured")
+    def comments(self, slug: str) -> CommentKeys:
+        return _family(CommentKeys, self._base(comments_topic(slug)))
 
     def ingest(self) -> str:
         """The ingest stream and, with the same name, the ingest pub/sub channel."""
@@ -137,74 +222,3 @@ class Keys:
 
     def demo_loaded(self) -> str:
         return f"{self.prefix}demo:loaded"
-
-    def comments_closed(self, slug: str) -> str:
-        return self._tagged(comments_topic(slug), "closed")
-
-    # The editors' keys share one hash tag, so an account and its tokens change atomically.
-
-    def editor_names(self) -> str:
-        return self._tagged("editors", "names")
-
-    def editor_account(self, name: str) -> str:
-        return self._tagged("editors", f"account:{name}")
-
-    def editor_tokens(self) -> str:
-        return self._tagged("editors", "tokens")
-
-    def editor_session(self, digest: str) -> str:
-        return self._tagged("editors", f"session:{digest}")
-
-    def session_secret(self) -> str:
-        return self._tagged("editors", "secret")
-
-    def desk_articles(self) -> str:
-        return self._tagged("desk", "articles")
-
-    def desk_comments(self) -> str:
-        return self._tagged("desk", "comments")
-
-    def desk_credits(self) -> str:
-        return self._tagged("desk", "credits")
-
-    def desk_log(self) -> str:
-        return self._tagged("desk", "log")
-
-    def desk_notices(self) -> str:
-        """A plain pub/sub channel (not a topic): every process's hub listens to it."""
-        return self._tagged("desk", "notices")
-
-    def desk_pending(self) -> str:
-        return self._tagged("desk", "pending")
-
-    def desk_reported(self) -> str:
-        return self._tagged("desk", "reported")
-
-    def desk_reports(self, ref: str) -> str:
-        return self._tagged("desk", f"reports:{ref}")
-
-    def desk_reporters(self, ref: str) -> str:
-        return self._tagged("desk", f"reporters:{ref}")
-
-    def desk_readers(self) -> str:
-        return self._tagged("desk", "readers")
-
-    # Web Push: one hash tag, so a job, its marks and the subscriptions change atomically.
-
-    def push_subscriptions(self) -> str:
-        return self._tagged("push", "subscriptions")
-
-    def push_vapid(self) -> str:
-        return self._tagged("push", "vapid")
-
-    def push_lease(self) -> str:
-        return self._tagged("push", "lease")
-
-    def push_cursor(self) -> str:
-        return self._tagged("push", "cursor")
-
-    def push_jobs(self) -> str:
-        return self._tagged("push", "jobs")
-
-    def push_marks(self, brief_id: str) -> str:
-        return self._tagged("push", f"marks:{brief_id}")

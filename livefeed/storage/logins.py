@@ -25,6 +25,7 @@ from livefeed import limits
 from livefeed.errors import RateLimited
 from livefeed.storage.connect import Client
 from livefeed.storage.keys import Keys
+from livefeed.storage.ratelimit import RateLimiter
 
 
 def _name_key(name: str, address: str = "") -> str:
@@ -39,6 +40,7 @@ class LoginGuard:
     def __init__(self, redis: Client, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._counter = RateLimiter(redis, keys)
 
     def _pair(self, name: str, address: str) -> str:
         return self._keys.rate_limit("login-pair", _name_key(name, address))
@@ -49,15 +51,6 @@ class LoginGuard:
     def _address(self, address: str) -> str:
         return self._keys.rate_limit("login-address", address)
 
-    async def _count(self, key: str) -> tuple[int, int]:
-        """One more attempt on ``key``: the count in the window and the ms it has left."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, limits.LOGIN_WINDOW, nx=True)
-            pipe.pttl(key)
-            count, _, ttl_ms = await pipe.execute()
-        return int(count), int(ttl_ms)
-
     async def attempt(self, name: str, address: str) -> float:
         """Count one attempt: the seconds to wait before checking the password (the name-wide
         back-off), or RateLimited (with the seconds to wait) past a per-address limit."""
@@ -66,9 +59,9 @@ class LoginGuard:
             (self._pair(name, address), limits.LOGIN_FAILURES_PER_NAME),
             (self._address(address), limits.LOGIN_FAILURES_PER_ADDRESS),
         ):
-            count, ttl_ms = await self._count(key)
+            count, left = await self._counter.count(key, limits.LOGIN_WINDOW)
             if count > allowed:
-                wait = max(wait, math.ceil(ttl_ms / 1000) if ttl_ms > 0 else limits.LOGIN_WINDOW)
+                wait = max(wait, left)
         if wait:
             minutes = math.ceil(wait / 60)
             raise RateLimited(
@@ -76,7 +69,7 @@ class LoginGuard:
                 f"{'s' if minutes != 1 else ''}",
                 retry_after=wait,
             )
-        count, _ = await self._count(self._name(name))
+        count, _ = await self._counter.count(self._name(name), limits.LOGIN_WINDOW)
         excess = count - limits.LOGIN_FAILURES_PER_NAME
         return (
             min(limits.LOGIN_BACKOFF_MAX, excess * limits.LOGIN_BACKOFF_STEP) if excess > 0 else 0.0

@@ -76,13 +76,13 @@ class Moderation:
         k = self._keys
         ref = desk_ref(slug, comment_id)
         reporter = hashlib.sha256(client.encode()).hexdigest()[:32]
-        if not await self._redis.sadd(k.desk_reporters(ref), reporter):
+        if not await self._redis.sadd(k.desk.reporters(ref), reporter):
             return False
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(k.desk_reports(ref), reason, 1)
+            pipe.hincrby(k.desk.reports(ref), reason, 1)
             if note:
-                pipe.hset(k.desk_reports(ref), f"note:{reporter[:12]}", note)
-            pipe.zincrby(k.desk_reported(), 1, ref)
+                pipe.hset(k.desk.reports(ref), f"note:{reporter[:12]}", note)
+            pipe.zincrby(k.desk.reported, 1, ref)
             await pipe.execute()
         await self._notify({"reported": ref})
         return True
@@ -91,19 +91,19 @@ class Moderation:
         """Dismiss a comment's reports: it leaves the queue until reported again."""
         k = self._keys
         ref = desk_ref(slug, comment_id)
-        if await self._redis.zscore(k.desk_reported(), ref) is None:
+        if await self._redis.zscore(k.desk.reported, ref) is None:
             raise NotFound(f"comment {comment_id!r} on {slug!r} has no reports")
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(k.desk_reported(), ref)
-            pipe.delete(k.desk_reports(ref), k.desk_reporters(ref))
+            pipe.zrem(k.desk.reported, ref)
+            pipe.delete(k.desk.reports(ref), k.desk.reporters(ref))
             await pipe.execute()
         await self._notify({"cleared": ref})
 
     async def sizes(self) -> dict[str, int]:
         """How many comments wait in each part of the queue."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self._keys.desk_pending())
-            pipe.zcard(self._keys.desk_reported())
+            pipe.zcard(self._keys.desk.pending)
+            pipe.zcard(self._keys.desk.reported)
             pending, reported = await pipe.execute()
         return {PENDING: int(pending), REPORTED: int(reported)}
 
@@ -113,18 +113,18 @@ class Moderation:
             raise InvalidInput("state must be pending or reported")
         k = self._keys
         if state == PENDING:
-            refs = await self._redis.zrange(k.desk_pending(), 0, limit - 1)
+            refs = await self._redis.zrange(k.desk.pending, 0, limit - 1)
             counts: dict[str, int] = {}
         else:
-            scored = await self._redis.zrevrange(k.desk_reported(), 0, limit - 1, withscores=True)
+            scored = await self._redis.zrevrange(k.desk.reported, 0, limit - 1, withscores=True)
             refs = [ref for ref, _ in scored]
             counts = {ref: int(score) for ref, score in scored}
         pairs = [(ref, parts) for ref in refs if (parts := _split(ref)) is not None]
         async with self._redis.pipeline(transaction=False) as pipe:
             for ref, (slug, comment_id) in pairs:
-                where = k.comment_held(slug) if state == PENDING else k.comment_items(slug)
+                where = k.comments(slug).held if state == PENDING else k.comments(slug).items
                 pipe.hget(where, comment_id)
-                pipe.hgetall(k.desk_reports(ref))
+                pipe.hgetall(k.desk.reports(ref))
             replies = await pipe.execute()
         items = []
         for (ref, _), record, reports in zip(pairs, replies[::2], replies[1::2], strict=True):
@@ -140,4 +140,4 @@ class Moderation:
 
     async def _notify(self, data: dict[str, Any]) -> None:
         notice = json.dumps({"type": "queue", "data": data}, separators=(",", ":"))
-        await self._redis.publish(self._keys.desk_notices(), notice)
+        await self._redis.publish(self._keys.desk.notices, notice)

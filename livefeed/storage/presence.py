@@ -60,7 +60,7 @@ class Presence:
 
     def __init__(self, redis: Client, keys: Keys) -> None:
         self._redis = redis
-        self._key = keys.desk_readers()
+        self._key = keys.desk.readers
         self.process = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
 

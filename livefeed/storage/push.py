@@ -4,10 +4,10 @@ Contract:
 
 - Subscriptions are keyed by the SHA-256 of their endpoint: subscribing again from the same
   browser replaces, never duplicates.
-- One process at a time holds the dispatcher lease (the same take/renew/release scripts as
-  the ingest lease). The dispatcher reads the briefs log from its cursor; a breaking brief
-  becomes a *job*, and the job and the advanced cursor are written in one MULTI, so a brief
-  is never queued twice nor skipped.
+- One process at a time holds the dispatcher lease (``storage.lease``, as the ingest does).
+  The dispatcher reads the briefs log from its cursor; a breaking brief becomes a *job*,
+  and the job and the advanced cursor are written in one MULTI, so a brief is never queued
+  twice nor skipped.
 - For each job, a subscription's outcome (``sent``, ``removed``, ``failed``) is a *mark*
   written as soon as the push service answers, in one MULTI with the removal of a gone
   subscription. A dispatcher that takes over skips every marked subscription.
@@ -24,8 +24,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from livefeed import limits
-from livefeed.storage.inbox import _RELEASE, _RENEW, _TAKE
 from livefeed.storage.keys import Keys
+from livefeed.storage.lease import Lease
 
 SENT = "sent"
 REMOVED = "removed"
@@ -43,16 +43,13 @@ class PushStore:
     def __init__(self, redis: Redis, keys: Keys, owner: str) -> None:
         self._redis = redis
         self._keys = keys
-        self.owner = owner
-        self._take = redis.register_script(_TAKE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self.lease = Lease(redis, keys.push.lease, owner, limits.PUSH_LEASE_TTL)
 
     # -- the VAPID key --------------------------------------------------------------------
 
     async def vapid_key(self, generated: str) -> str:
         """The cluster's VAPID private key: the kept one, else ``generated`` (now kept)."""
-        key = self._keys.push_vapid()
+        key = self._keys.push.vapid
         await self._redis.set(key, generated, nx=True)
         return str(await self._redis.get(key))
 
@@ -60,20 +57,20 @@ class PushStore:
 
     async def subscribe(self, endpoint: str, record: dict[str, Any]) -> str:
         sid = subscription_id(endpoint)
-        await self._redis.hset(self._keys.push_subscriptions(), sid, json.dumps(record))
+        await self._redis.hset(self._keys.push.subscriptions, sid, json.dumps(record))
         return sid
 
     async def unsubscribe(self, endpoint: str) -> bool:
         sid = subscription_id(endpoint)
-        return bool(await self._redis.hdel(self._keys.push_subscriptions(), sid))
+        return bool(await self._redis.hdel(self._keys.push.subscriptions, sid))
 
     async def count(self) -> int:
-        return int(await self._redis.hlen(self._keys.push_subscriptions()))
+        return int(await self._redis.hlen(self._keys.push.subscriptions))
 
     async def scan(self, cursor: int) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
         """One batch of subscriptions; the next cursor is 0 when the scan is complete."""
         cursor, found = await self._redis.hscan(
-            self._keys.push_subscriptions(), cursor, count=limits.PUSH_SCAN_BATCH
+            self._keys.push.subscriptions, cursor, count=limits.PUSH_SCAN_BATCH
         )
         batch = []
         assert isinstance(found, dict)
@@ -84,27 +81,10 @@ class PushStore:
                 continue
         return int(cursor), batch
 
-    # -- the dispatcher lease -------------------------------------------------------------
-
-    @property
-    def _ttl_ms(self) -> int:
-        return int(limits.PUSH_LEASE_TTL * 1000)
-
-    async def take_lease(self) -> bool:
-        lease = self._keys.push_lease()
-        return bool(await self._take(keys=[lease], args=[self.owner, self._ttl_ms]))
-
-    async def renew_lease(self) -> bool:
-        lease = self._keys.push_lease()
-        return bool(await self._renew(keys=[lease], args=[self.owner, self._ttl_ms]))
-
-    async def release_lease(self) -> None:
-        await self._release(keys=[self._keys.push_lease()], args=[self.owner])
-
     # -- jobs and marks -------------------------------------------------------------------
 
     async def cursor(self) -> str | None:
-        value = await self._redis.get(self._keys.push_cursor())
+        value = await self._redis.get(self._keys.push.cursor)
         return None if value is None else str(value)
 
     async def queue(self, briefs: Iterable[dict[str, Any]], cursor: str) -> None:
@@ -112,28 +92,28 @@ class PushStore:
         k = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:
             for brief in briefs:
-                pipe.hset(k.push_jobs(), brief["id"], json.dumps(brief))
-            pipe.set(k.push_cursor(), cursor)
+                pipe.hset(k.push.jobs, brief["id"], json.dumps(brief))
+            pipe.set(k.push.cursor, cursor)
             await pipe.execute()
 
     async def jobs(self) -> list[dict[str, Any]]:
-        raw = await self._redis.hgetall(self._keys.push_jobs())
+        raw = await self._redis.hgetall(self._keys.push.jobs)
         jobs = [json.loads(v) for v in raw.values()]
         return sorted(jobs, key=lambda job: str(job.get("queued_at", "")))
 
     async def finish(self, brief_id: str) -> None:
-        await self._redis.hdel(self._keys.push_jobs(), brief_id)
+        await self._redis.hdel(self._keys.push.jobs, brief_id)
 
     async def marks(self, brief_id: str) -> set[str]:
-        return {str(s) for s in await self._redis.hkeys(self._keys.push_marks(brief_id))}
+        return {str(s) for s in await self._redis.hkeys(self._keys.push.marks(brief_id))}
 
     async def mark(self, brief_id: str, sid: str, outcome: str) -> None:
         """Record a subscription's outcome for a brief; ``removed`` also forgets it."""
         k = self._keys
-        marks = k.push_marks(brief_id)
+        marks = k.push.marks(brief_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(marks, sid, outcome)
             pipe.expire(marks, limits.PUSH_WINDOW * 2)
             if outcome == REMOVED:
-                pipe.hdel(k.push_subscriptions(), sid)
+                pipe.hdel(k.push.subscriptions, sid)
             await pipe.execute()

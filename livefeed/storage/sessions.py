@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from livefeed import limits
-from livefeed.storage.connect import Client
+from livefeed.storage.connect import Client, text
 from livefeed.storage.keys import Keys
 
 
@@ -40,10 +40,6 @@ def session_tag(session_id: str) -> str:
     return hashlib.sha256(b"tag:" + session_id.encode()).hexdigest()[:16]
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class Sessions:
     """Start, find, refresh and end editor sessions."""
 
@@ -59,10 +55,10 @@ class Sessions:
         """
         if configured:
             return configured.encode()
-        key = self._keys.session_secret()
+        key = self._keys.editors.secret
         await self._redis.set(key, secrets.token_urlsafe(32), nx=True)
         value = await self._redis.get(key)
-        return _text(value).encode()
+        return text(value).encode()
 
     async def start(self, editor: str, version: str) -> Session:
         now = time.time()
@@ -74,7 +70,7 @@ class Sessions:
             started=now,
             touched=now,
         )
-        key = self._keys.editor_session(_digest(session.id))
+        key = self._keys.editors.session(_digest(session.id))
         fields = {
             "editor": editor,
             "csrf": session.csrf,
@@ -90,11 +86,11 @@ class Sessions:
 
     async def find(self, session_id: str) -> Session | None:
         """The live session of that id, refreshing its idle timer now and then."""
-        key = self._keys.editor_session(_digest(session_id))
+        key = self._keys.editors.session(_digest(session_id))
         raw = await self._redis.hgetall(key)
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         try:
             session = Session(
                 id=session_id,
@@ -119,6 +115,6 @@ class Sessions:
 
     async def end(self, session_id: str) -> None:
         """End a session; its open desk streams, on every process, end at once."""
-        await self._redis.delete(self._keys.editor_session(_digest(session_id)))
+        await self._redis.delete(self._keys.editors.session(_digest(session_id)))
         notice = {"type": "signed-out", "data": {"session": session_tag(session_id)}}
-        await self._redis.publish(self._keys.desk_notices(), json.dumps(notice))
+        await self._redis.publish(self._keys.desk.notices, json.dumps(notice))

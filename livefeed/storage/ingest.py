@@ -1,10 +1,10 @@
-"""The ingest inbox in Redis: a stream read by one consumer at a time, a dead-letter stream.
+"""The ingest in Redis: a stream read by one consumer at a time, a dead-letter stream.
 
 Contract:
 
-- One process at a time holds the *lease* and reads the stream through the consumer group,
-  so entries are handled in stream order; a lease not renewed expires and another process
-  takes over, first re-reading what the dead one left pending.
+- One process at a time holds the *lease* (``storage.lease``) and reads the stream through
+  the consumer group, so entries are handled in stream order; a lease not renewed expires
+  and another process takes over, first re-reading what the dead one left pending.
 - ``settle`` acknowledges an entry (and removes it: its brief lives on in the briefs
   topic); ``dead_letter`` adds the entry to the dead-letter stream and acknowledges it in
   one MULTI, so a crash between the two cannot dead-letter it twice.
@@ -25,24 +25,7 @@ from redis.exceptions import ResponseError
 
 from livefeed import limits
 from livefeed.storage.keys import Keys
-
-_TAKE = """
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-end
-if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 1 end
-return 0
-"""
-_RENEW = """
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0
-"""
+from livefeed.storage.lease import Lease
 
 
 def consumer_name() -> str:
@@ -58,35 +41,14 @@ class Entry:
     fields: dict[bytes, bytes]
 
 
-class Inbox:
+class IngestStore:
     """Redis operations of the ingest; ``redis`` must not decode responses (payloads stay bytes)."""
 
     def __init__(self, redis: Redis, keys: Keys, consumer: str) -> None:
         self._redis = redis
         self._keys = keys
         self.consumer = consumer
-        self._take = redis.register_script(_TAKE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
-
-    @property
-    def _ttl_ms(self) -> int:
-        return int(limits.INGEST_LEASE_TTL * 1000)
-
-    async def take_lease(self) -> bool:
-        """Become (or stay) the one consumer, if nobody else is."""
-        return bool(
-            await self._take(keys=[self._keys.ingest_lease()], args=[self.consumer, self._ttl_ms])
-        )
-
-    async def renew_lease(self) -> bool:
-        """Keep the lease; False if it was lost (expired and taken)."""
-        return bool(
-            await self._renew(keys=[self._keys.ingest_lease()], args=[self.consumer, self._ttl_ms])
-        )
-
-    async def release_lease(self) -> None:
-        await self._release(keys=[self._keys.ingest_lease()], args=[self.consumer])
+        self.lease = Lease(redis, keys.ingest_lease(), consumer, limits.INGEST_LEASE_TTL)
 
     async def ensure_group(self) -> None:
         """Create the consumer group reading from the start, so entries added before any
