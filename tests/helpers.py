@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import redis
 
@@ -118,9 +118,17 @@ async def running(thing: A) -> AsyncIterator[A]:
         await thing.stop()
 
 
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` and wait for it to end; an exception it died of is raised here."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Background:
-    """A loop a test runs beside its work (``run``): ``stop()`` cancels and awaits it, so an
-    exception it died of fails the test."""
+    """A loop a test runs beside its work (``run``), or ``async with`` it: ``stop()`` cancels
+    and awaits it, so an exception it died of fails the test."""
 
     _task: asyncio.Task[None] | None = None
 
@@ -129,13 +137,17 @@ class Background:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def run(self) -> None:
         raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
 
 class Loopback:

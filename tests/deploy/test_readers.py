@@ -14,15 +14,10 @@ from tests.deploy.readers import Reader
 from tests.deploy.stack import Node, Stack
 from tests.helpers import FACTOR, TIMEOUT, auth, wait_for
 from tests.reliability.checker import GOING_AWAY, start_all, stop_all, wait_until_all_have
-from tests.reliability.conftest import Publisher, history_ids
+from tests.reliability.toolkit import Publisher, history_ids, position
 
 ADDRESSES = [f"127.0.0.{x}" for x in range(2, 62)]  # 60 source addresses
 PER_ADDRESS = 10  # well under the default cap of 100 per address and process
-
-
-async def _position(stack: Stack) -> str:
-    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as api:
-        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
 
 
 async def _since(stack: Stack, since: str) -> list[str]:
@@ -44,7 +39,7 @@ async def _readers_on(node: Node) -> int:
 async def test_600_readers_get_every_brief_once_in_order_through_a_rolling_restart(
     stack: Stack,
 ) -> None:
-    since = await _position(stack)
+    since = await position(stack.url)
     readers = [
         Reader(stack.ws_url, address, since, name=f"{address}#{n}")
         for address in ADDRESSES

@@ -4,7 +4,6 @@ anything: it is dropped (1013) once its send queue is full, the others lose noth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import time
@@ -16,15 +15,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
-from tests.helpers import TIMEOUT, auth, subscribe
-from tests.reliability.checker import (
-    TRY_AGAIN_LATER,
-    Checker,
-    start_all,
-    stop_all,
-    wait_until_all_have,
-)
-from tests.reliability.conftest import history_ids, report, rss_kib
+from tests.helpers import TIMEOUT, Background, auth, livefeed_env, subscribe
+from tests.reliability.checker import TRY_AGAIN_LATER, start_all, stop_all, wait_until_all_have
+from tests.reliability.toolkit import checkers, history_ids, report, rss_kib
 
 TOKEN = "reliability-token"
 SLUG = "slow-readers"
@@ -36,24 +29,14 @@ SECONDS = 7.0
 TEXT = ("Си Цзиньпин и Владимир Путин провели переговоры в Москве. " * 40)[:2000]
 
 
-class Sampler:
+class Sampler(Background):
     """Samples a process's resident memory every 100 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.samples: list[int] = []
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             self.samples.append(rss_kib(self.pid))
             await asyncio.sleep(0.1)
@@ -95,17 +78,16 @@ async def _connect_slow(port: int) -> Any:
 async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
-    server = await livefeed_process(
-        env={
-            "LIVEFEED_REDIS_URL": redis_server.url,
-            "LIVEFEED_REDIS_PREFIX": prefix,
-            "LIVEFEED_EDITOR_TOKEN": TOKEN,
-            "LIVEFEED_COMMENT_RATE": "100000/second",
-            "LIVEFEED_MAX_CONNECTIONS_PER_IP": "1000",
-            "LIVEFEED_HISTORY_SIZE": "100000",
-            "LIVEFEED_LOG_LEVEL": "warning",
-        }
+    env = livefeed_env(
+        redis_server.url,
+        prefix,
+        TOKEN,
+        comment_rate="100000/second",
+        max_connections_per_ip=1000,
+        history_size=100_000,
+        log_level="warning",
     )
+    server = await livefeed_process(env=env)
     assert server.process is not None
     pid = server.process.pid
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
@@ -113,8 +95,7 @@ async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
         response = await api.put(f"/api/articles/{SLUG}", json=article, headers=auth(TOKEN))
         assert response.status_code == 201, response.text
         since = (await api.get(f"/api/articles/{SLUG}/comments")).json()["last_event_id"]
-    ws_url = server.url.replace("http", "ws", 1) + "/ws"
-    readers = [Checker([ws_url], [TOPIC], {TOPIC: since}, name=f"r{i}") for i in range(READERS)]
+    readers = checkers([server.ws_url], READERS, since, topic=TOPIC)
     await start_all(readers)
     slow = await _connect_slow(server.port)
     sampler = Sampler(pid)
