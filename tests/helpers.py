@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 import redis
+import websockets
 
 # Slow machines (CI under load) scale every test timeout with LIVEFEED_TEST_TIMEOUT_FACTOR.
 FACTOR = float(os.environ.get("LIVEFEED_TEST_TIMEOUT_FACTOR", "1"))
@@ -75,6 +76,18 @@ async def expect_silence(ws: Any, seconds: float = 0.3) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"expected no frame, got {raw!r}")
+
+
+async def connect_without_reading(port: int) -> Any:
+    """A WebSocket reader on ``port`` with a tiny receive buffer, that will never read: a
+    slow reader as the server sees one."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1, open_timeout=TIMEOUT
+    )
 
 
 def auth(token: str) -> dict[str, str]:
@@ -161,7 +174,7 @@ class Loopback:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return "ws" + self.url.removeprefix("http") + "/ws"
 
 
 def livefeed_env(redis_url: str, prefix: str, token: str, **settings: object) -> dict[str, str]:

@@ -141,6 +141,7 @@ class Run:
     """What one failover run measured."""
 
     label: str  # what was run, for the report
+    prefix: str
     target: Target
     processes: list[Any]
     readers: list[Checker]
@@ -313,6 +314,7 @@ async def _kill_the_primary(
     await watch.settle(timeout=20 * FACTOR)
     return Run(
         "",
+        watch.prefix,
         target,
         processes,
         watch.readers,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -107,9 +108,11 @@ def exact_or_told(reader: Checker, truth: Sequence[str]) -> list[str]:
     return problems(after, truth[truth.index(after[0]) :])
 
 
-async def _old_primary_returns(run: Run, target: SentinelTarget, prefix: str) -> None:
+async def _old_primary_returns(run: Run) -> None:
     """Once the sentinels made the restarted old primary a replica, publish more: readers
     get it all, with no close and no ``recovered: false``."""
+    target = run.target
+    assert isinstance(target, SentinelTarget)
     old = target.deployment.primary
     # Sentinel reconfigures a returning primary only after it has reported itself a
     # primary for a while (8 s) on its slow replica INFO cycle (10 s): 10-30 s here.
@@ -125,7 +128,7 @@ async def _old_primary_returns(run: Run, target: SentinelTarget, prefix: str) ->
     assert publisher.by_status() == {201: int(2.0 * RATE)}, publisher.failures()[:3]
     primary = f"redis://127.0.0.1:{target.primary_port()}/0"
     last = id_key(run.truth_ids[-1])
-    added = [i for i, _ in await history(primary, prefix) if id_key(i) > last]
+    added = [i for i, _ in await history(primary, run.prefix) if id_key(i) > last]
     assert len(added) == int(2.0 * RATE)
     await wait_until_all_have(run.readers, "briefs", added, timeout=TIMEOUT * 4)
     for reader in run.readers:
@@ -143,24 +146,29 @@ def _assert_no_holes(run: Run) -> None:
     assert not wrong, f"{len(wrong)} readers with holes: {list(wrong.items())[:3]}"
 
 
-def _with_a_cut(
-    tmp_path: Path, livefeed_process: Any, prefix: str, *, min_replicas: int
-) -> AbstractAsyncContextManager[Run]:
-    """A failover of 50 readers, replication cut half a second before the kill (two
-    replicas with MIN_REPLICAS=1, so WAIT can be satisfied again after the promotion)."""
-    target = SentinelTarget(tmp_path / "redis", replicas=1 + min_replicas)
-    return failover(
-        target, livefeed_process, prefix, min_replicas=min_replicas, readers=50, cut_before_kill=0.5
-    )
+Failover = Callable[..., AbstractAsyncContextManager[Run]]
+# Replication cut half a second before the kill, with fewer readers.
+CUT: dict[str, Any] = {"readers": 50, "cut_before_kill": 0.5}
+
+
+@pytest.fixture
+def sentinel_failover(tmp_path: Path, livefeed_process: Any, prefix: str) -> Failover:
+    """``sentinel_failover(replicas=n, min_replicas=m, …)``: a ``failover`` run on a Sentinel
+    deployment of this test's own."""
+
+    def run(*, replicas: int, **options: Any) -> AbstractAsyncContextManager[Run]:
+        target = SentinelTarget(tmp_path / "redis", replicas)
+        return failover(target, livefeed_process, prefix, **options)
+
+    return run
 
 
 async def test_with_min_replicas_1_a_primary_sigkill_loses_no_acknowledged_brief(
-    tmp_path: Path, livefeed_process: Any, prefix: str
+    sentinel_failover: Failover,
 ) -> None:
     # Two replicas: after the promotion the other one follows the new primary, so WAIT
     # can be satisfied again (with one, writes wait for the old primary to come back).
-    target = SentinelTarget(tmp_path / "redis", replicas=2)
-    async with failover(target, livefeed_process, prefix, min_replicas=1) as run:
+    async with sentinel_failover(replicas=2, min_replicas=1) as run:
         lost = run.lost(ingest=True)
         assert not lost, f"acknowledged briefs lost: {sorted(lost)[:10]}"
         run.assert_answered_201_or_503()
@@ -177,10 +185,9 @@ async def test_with_min_replicas_1_a_primary_sigkill_loses_no_acknowledged_brief
 
 
 async def test_with_min_replicas_0_loss_is_bounded_and_no_reader_gets_a_replay_with_holes(
-    tmp_path: Path, livefeed_process: Any, prefix: str
+    sentinel_failover: Failover,
 ) -> None:
-    target = SentinelTarget(tmp_path / "redis", replicas=1)
-    async with failover(target, livefeed_process, prefix, min_replicas=0) as run:
+    async with sentinel_failover(replicas=1, min_replicas=0) as run:
         lost = run.lost(ingest=True)
         # Asynchronous replication loses at most what the replica had not received when
         # the primary died: on loopback, well under a second of writes.
@@ -188,16 +195,16 @@ async def test_with_min_replicas_0_loss_is_bounded_and_no_reader_gets_a_replay_w
         run.assert_answered_201_or_503()
         _assert_no_holes(run)
         run.report(len(lost))
-        await _old_primary_returns(run, target, prefix)
+        await _old_primary_returns(run)
 
 
 async def test_with_min_replicas_0_readers_of_an_unreplicated_tail_are_told_not_recovered(
-    tmp_path: Path, livefeed_process: Any, prefix: str
+    sentinel_failover: Failover,
 ) -> None:
     # Replication stops half a second before the kill: readers got briefs live that the
     # promoted replica never had. Their resume point is not in the new primary's history:
     # they must hear recovered: false, never get a replay that skips the lost briefs.
-    async with _with_a_cut(tmp_path, livefeed_process, prefix, min_replicas=0) as run:
+    async with sentinel_failover(replicas=1, min_replicas=0, **CUT) as run:
         lost = run.lost(ingest=False)
         assert lost, "the test meant to lose the unreplicated tail, and lost nothing"
         _assert_no_holes(run)
@@ -207,13 +214,13 @@ async def test_with_min_replicas_0_readers_of_an_unreplicated_tail_are_told_not_
 
 
 async def test_with_min_replicas_1_an_unreplicated_tail_was_never_acknowledged_nor_seen(
-    tmp_path: Path, livefeed_process: Any, prefix: str
+    sentinel_failover: Failover,
 ) -> None:
     # The same cut with MIN_REPLICAS=1: those writes are refused (503) and their events
     # are not published live, so no reader sees what the failover takes back.
-    async with _with_a_cut(tmp_path, livefeed_process, prefix, min_replicas=1) as run:
+    async with sentinel_failover(replicas=2, min_replicas=1, **CUT) as run:
+        assert run.api.by_status().get(503), "the cut should have refused writes"
         lost = run.lost(ingest=False)
         assert not lost, f"acknowledged briefs lost: {sorted(lost)[:10]}"
-        assert run.api.by_status().get(503), "the cut should have refused writes"
         run.check_readers()
         run.report(len(lost))

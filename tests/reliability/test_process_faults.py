@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import httpx
 
@@ -28,17 +29,26 @@ def _env(redis: RedisServer, prefix: str, **settings: object) -> dict[str, str]:
     return livefeed_env(redis.url, prefix, TOKEN, log_level="warning", **settings)
 
 
+async def _movers(
+    leaving: Any, staying: Any, count: int, redis: RedisServer, prefix: str, stayers: int = 0
+) -> Watch:
+    """``count`` readers of ``leaving`` that move to ``staying`` when it goes (and
+    ``stayers`` on ``staying`` alone), while an editor posts 50 briefs/s to ``staying``."""
+    since = await position(staying.url)
+    readers = checkers([leaving.ws_url, staying.ws_url], count, since, name="mover")
+    readers += checkers([staying.ws_url], stayers, since, name="stayer")
+    return Watch(readers, Publisher(staying.url, TOKEN, rate=50.0), redis.url, prefix)
+
+
 async def test_readers_of_a_sigkilled_process_resume_on_the_other_without_loss(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
     doomed = await livefeed_process(env=_env(redis_server, prefix))
     survivor = await livefeed_process(env=_env(redis_server, prefix))
-    since = await position(survivor.url)
-    movers = checkers([doomed.ws_url, survivor.ws_url], 10, since, name="mover")
-    stayers = checkers([survivor.ws_url], 5, since, name="stayer")
-    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
-    async with Watch(movers + stayers, publisher, redis_server.url, prefix) as watch:
-        publisher.start(seconds=4.0)
+    watch = await _movers(doomed, survivor, 10, redis_server, prefix, stayers=5)
+    movers = watch.readers[:10]
+    async with watch:
+        watch.publisher.start(seconds=4.0)
         await asyncio.sleep(1.5)
         doomed.stop(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -60,11 +70,9 @@ async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_withou
     drain = 2.0
     leaving = await livefeed_process(["--drain-seconds", str(drain)], _env(redis_server, prefix))
     staying = await livefeed_process(env=_env(redis_server, prefix))
-    since = await position(staying.url)
-    movers = checkers([leaving.ws_url, staying.ws_url], 20, since, name="mover")
-    publisher = Publisher(staying.url, TOKEN, rate=50.0)
-    async with Watch(movers, publisher, redis_server.url, prefix) as watch:
-        publisher.start(seconds=5.0)
+    async with await _movers(leaving, staying, 20, redis_server, prefix) as watch:
+        movers = watch.readers
+        watch.publisher.start(seconds=5.0)
         await asyncio.sleep(1.0)
         assert leaving.process is not None
         leaving.process.send_signal(signal.SIGTERM)
@@ -113,12 +121,10 @@ async def test_a_reconnect_storm_is_answered_from_redis_without_loss(
     doomed = await livefeed_process(env=env)
     survivor = await livefeed_process(env=env)
     assert survivor.process is not None
-    since = await position(survivor.url)
-    movers = checkers([doomed.ws_url, survivor.ws_url], 300, since, name="mover")
-    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
     # The Watch lets them arrive gently, 50 at a time; the storm comes with the kill.
-    async with Watch(movers, publisher, redis_server.url, prefix) as watch:
-        publisher.start(seconds=4.0)
+    async with await _movers(doomed, survivor, 300, redis_server, prefix) as watch:
+        movers = watch.readers
+        watch.publisher.start(seconds=4.0)
         await asyncio.sleep(1.0)
         redis_before = sockets_by_peer(survivor.process.pid).get(f"to port {redis_server.port}")
         doomed.stop(signal.SIGKILL)

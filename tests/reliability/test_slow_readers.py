@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from typing import Any
 
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
-from tests.helpers import TIMEOUT, Background, auth, livefeed_env, subscribe
+from tests.helpers import (
+    TIMEOUT,
+    Background,
+    auth,
+    connect_without_reading,
+    livefeed_env,
+    subscribe,
+)
 from tests.reliability.checker import TRY_AGAIN_LATER, start_all, stop_all, wait_until_all_have
 from tests.reliability.toolkit import checkers, history_ids, report, rss_kib
 
@@ -63,17 +67,6 @@ async def _publish_comments(url: str, seconds: float) -> list[int]:
     return statuses
 
 
-async def _connect_slow(port: int) -> Any:
-    """A reader with a tiny receive buffer that will never read."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    return await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1, open_timeout=TIMEOUT
-    )
-
-
 @pytest.mark.timeout(120)
 async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
     livefeed_process, redis_server: RedisServer, prefix: str
@@ -97,7 +90,7 @@ async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
         since = (await api.get(f"/api/articles/{SLUG}/comments")).json()["last_event_id"]
     readers = checkers([server.ws_url], READERS, since, topic=TOPIC)
     await start_all(readers)
-    slow = await _connect_slow(server.port)
+    slow = await connect_without_reading(server.port)
     sampler = Sampler(pid)
     try:
         await subscribe(slow, TOPIC, since=since)
