@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -85,6 +85,7 @@ def checkers(
     return made
 
 
+@dataclass
 class Watch:
     """Readers following a topic while a publisher posts briefs, around a fault.
 
@@ -93,28 +94,21 @@ class Watch:
     for every reader to hold the topic's whole stream (kept in ``truth``, with the data).
     """
 
-    def __init__(
-        self,
-        readers: list[Checker],
-        publisher: Publisher,
-        redis_url: str,
-        prefix: str,
-        *,
-        topic: str = "briefs",
-        start_timeout: float = TIMEOUT,
-    ) -> None:
-        self.readers = readers
-        self.publisher = publisher
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.topic = topic
-        self.start_timeout = start_timeout
-        self.truth: list[tuple[str, Any]] = []
+    readers: list[Checker]
+    publisher: Publisher
+    redis_url: str  # where the ground truth is read
+    prefix: str
+    _: KW_ONLY
+    topic: str = "briefs"
+    since: str | None = None  # the truth is what came after it (on a shared stream)
+    batch: int = 50  # readers arrive this many at a time, not as one spike
+    start_timeout: float = TIMEOUT
+    truth: list[tuple[str, Any]] = field(default_factory=list)
 
     async def __aenter__(self) -> Watch:
         try:
-            for batch in range(0, len(self.readers), 50):  # arrive gently, not as a spike
-                await start_all(self.readers[batch : batch + 50], self.start_timeout)
+            for first in range(0, len(self.readers), self.batch):
+                await start_all(self.readers[first : first + self.batch], self.start_timeout)
         except BaseException:
             await stop_all(self.readers)
             raise
@@ -131,6 +125,9 @@ class Watch:
         await self.publisher.wait()
         self.truth = await history(self.redis_url, self.prefix, self.topic)
         ids = [event_id for event_id, _ in self.truth]
+        if self.since in ids:
+            self.truth = self.truth[ids.index(self.since) + 1 :]
+            ids = ids[ids.index(self.since) + 1 :]
         await wait_until_all_have(self.readers, self.topic, ids, timeout)
         return ids
 
