@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -114,9 +113,7 @@ class Watch:
             raise
         return self
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.publisher.stop()
         await stop_all(self.readers)
 
@@ -142,7 +139,7 @@ class Watch:
                 )
 
     def every_write_acknowledged(self, truth: Sequence[str]) -> None:
-        """Every brief posted was answered 201, and each is one event of ``truth``."""
+        """Every brief posted was answered 201, as many as ``truth`` has events."""
         assert self.publisher.by_status() == {201: len(truth)}, self.publisher.failures()[:3]
 
 
