@@ -25,7 +25,6 @@ from tests.helpers import (
     TIMEOUT,
     Loopback,
     free_port,
-    running,
     start_redis,
     started,
     stop_process,
@@ -202,10 +201,3 @@ def livefeed_process(tmp_path: Path) -> Iterator[Any]:
     for proc in started:
         with contextlib.suppress(Exception):
             proc.stop()
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Another livefeed process on the same Redis and prefix as ``live_server``."""
-    async with running(LiveServer(settings)) as server:
-        yield server
