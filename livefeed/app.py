@@ -1,14 +1,19 @@
-"""create_app(settings) -> Starlette. Its lifespan owns the Redis clients, the hub and readers."""
+"""create_app(settings) -> Starlette: the one place that wires livefeed together.
+
+It builds the Services (settings, Redis clients, hub, content, desk, readers…), the routes
+and the middleware; the app's lifespan starts the services and stops them, each stop
+bounded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,16 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from livefeed import editor, errors, limits
-from livefeed.api import articles, briefs, health
-from livefeed.editor.live import DeskFeed
+from livefeed.api import articles, briefs, health, push
 from livefeed.errors import LivefeedError
+from livefeed.fanout.desk import DeskFeed
 from livefeed.fanout.hub import Hub
 from livefeed.fanout.readers import Readers
 from livefeed.ingest import Ingest
-from livefeed.logs import configure_logging
+from livefeed.lifecycle import DRAIN_READERS
 from livefeed.pages import embed, feeds
-from livefeed.push import api as push_api
 from livefeed.push.service import PushService
+from livefeed.services import Late, Services, attach
 from livefeed.settings import Settings, mask_url
 from livefeed.stats import Stats
 from livefeed.storage.comments import CommentRules
@@ -46,6 +51,7 @@ from livefeed.storage.sessions import Sessions
 from livefeed.transports.sse import events_endpoint
 from livefeed.transports.websocket import websocket_endpoint
 from livefeed.web.cors import Cors
+from livefeed.web.failures import retry_headers
 from livefeed.web.guard import Guard
 from livefeed.web.metrics import MetricsListener, RequestLog, metrics_endpoint, registry_for
 
@@ -57,16 +63,12 @@ except ImportError:  # pragma: no cover
     pages = None  # type: ignore[assignment]
 
 
-def _json_error(exc: LivefeedError, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+def _json_error(exc: LivefeedError) -> Response:
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=retry_headers(exc))
 
 
 async def _livefeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LivefeedError)
-    if isinstance(exc, errors.RateLimited):
-        return _json_error(exc, {"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, errors.Unavailable):
-        return _json_error(exc, {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
     if isinstance(exc, errors.NotFound) and pages is not None and _wants_html(request):
         return await pages.not_found_page(request)
     return _json_error(exc)
@@ -74,14 +76,14 @@ async def _livefeed_error(request: Request, exc: Exception) -> Response:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     logger.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+    return _json_error(errors.Unavailable())
 
 
 async def _io_error(request: Request, exc: Exception) -> Response:
     """A connection that broke under a request (a Redis failover can cut one mid-command in
     ways redis-py does not wrap): the client may retry, so 503, never a 500."""
     logger.warning("I/O failure during %s %s", request.method, request.url.path, exc_info=exc)
-    return _json_error(errors.Unavailable(), {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)})
+    return _json_error(errors.Unavailable())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -118,96 +120,20 @@ def create_app(settings: Settings) -> Starlette:
     """The livefeed ASGI app for ``settings`` (whose ``redis_url`` must be set)."""
     if settings.redis_url is None:
         raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
-    redis_url = settings.redis_url
-    stats = Stats()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        keys = Keys(settings.redis_prefix)
-        redis = connect(redis_url)
-        log = EventLog(
-            redis,
-            keys,
-            settings.history_size,
-            sharded=is_cluster_url(redis_url),
-            min_replicas=settings.redis_min_replicas,
-        )
-        rules = CommentRules(settings.comment_blocklist, settings.comment_max_links)
-        content = Content(redis, keys, log, settings.comment_rate, stats, rules)
-        hub = Hub(redis_url, redis, log, keys)
-        raw_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
-        ingest = Ingest(Inbox(raw_redis, keys, consumer_name()), content, stats)
-        await hub.listen(keys.ingest(), ingest.on_message)
-        state: Any = app.state
-        state.settings, state.redis, state.keys = settings, redis, keys
-        state.log, state.content, state.hub, state.ingest = log, content, hub, ingest
-        state.readers = Readers(settings.drain_seconds)
-        state.stats = stats
-        state.metrics_registry = registry_for(state)
-        metrics_listener = None
-        if settings.metrics_port is not None:
-            metrics_listener = MetricsListener(
-                settings.host, settings.metrics_port, state.metrics_registry, settings.metrics_token
-            )
-        # The editors' desk: accounts, sessions, credited writes, its live notices, readers.
-        state.desk, state.desk_feed = Desk(redis, keys, content), DeskFeed()
-        state.moderation = Moderation(redis, keys, content.comments, settings.report_rate)
-        state.editors, state.sessions = Editors(redis, keys), Sessions(redis, keys)
-        state.logins, state.presence = LoginGuard(redis, keys), Presence(redis, keys)
-        await hub.listen(keys.desk_notices(), state.desk_feed.on_message)
-        try:
-            trouble = await problem(redis)
-            if trouble is not None:
-                # Fail fast and say why, instead of retrying in the background forever.
-                logger.error("cannot use Redis at %s: %s", mask_url(redis_url), trouble)
-                raise RuntimeError(f"Redis at {mask_url(redis_url)}: {trouble}")
-            await hub.start()
-            state.push = await PushService.open(
-                redis, keys, settings, content, log, stats, consumer_name()
-            )
-            state.session_key = await state.sessions.signing_key(settings.secret_key)
-            state.presence.start(lambda: ReaderCounts.of(state.readers.counts(), hub.topics()))
-            if settings.demo:
-                added = await load_demo(content)
-                logger.info("demo content loaded (%d new briefs)", added)
-            ingest.start()
-            if metrics_listener is not None:
-                await metrics_listener.start()
-            state.push.dispatcher.start()
-            yield
-        finally:
-            if metrics_listener is not None:
-                await _bounded("metrics listener", metrics_listener.stop())
-            await state.readers.drain()  # bounded by the drain window itself
-            if hasattr(state, "push"):
-                await _bounded("push dispatcher", state.push.dispatcher.stop())
-            await _bounded("presence", state.presence.stop())
-            await _bounded("ingest", ingest.stop())
-            await _bounded("hub", hub.stop())
-            await _bounded("ingest connections", raw_redis.aclose())
-            await _bounded("command connections", redis.aclose())
-
-    routes: list[BaseRoute] = [
-        *health.routes,
-        *briefs.routes,
-        *articles.routes,
-        WebSocketRoute("/ws", websocket_endpoint),
-        Route("/events", events_endpoint),
-        Route("/metrics", metrics_endpoint),
-        *feeds.routes(),
-        *embed.routes(),
-        *push_api.routes(),
-    ]
-    if pages is not None:
-        routes.extend(pages.routes())
-    routes.extend(editor.routes())
-    return Starlette(
+    services = _services(settings, settings.redis_url)
+    registry = registry_for(services)
+    routes = _routes(settings, registry)
+    app = Starlette(
         routes=routes,
-        lifespan=lifespan,
+        lifespan=_lifespan(services, registry),
         middleware=[
-            Middleware(RequestLog, routes=routes, stats=stats),
-            Middleware(Guard, max_per_address=settings.max_connections_per_ip),
-            Middleware(Cors, allowed=settings.allowed_origins, stats=stats),
+            Middleware(RequestLog, routes=routes, stats=services.stats),
+            Middleware(
+                Guard,
+                max_per_address=settings.max_connections_per_ip,
+                trusted_proxies=settings.trusted_proxies,
+            ),
+            Middleware(Cors, allowed=settings.allowed_origins, stats=services.stats),
         ],
         exception_handlers={
             LivefeedError: _livefeed_error,
@@ -216,14 +142,132 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: _http_error,
         },
     )
+    attach(app, services)
+    return app
 
 
-def app_from_environment() -> Starlette:
-    """The app of one worker process of ``livefeed serve --workers N``.
+def _services(settings: Settings, redis_url: str) -> Services:
+    """Every service of one app, built but not started: Redis clients connect on first use."""
+    keys, stats = Keys(settings.redis_prefix), Stats()
+    redis = connect(redis_url)
+    log = EventLog(
+        redis,
+        keys,
+        settings.history_size,
+        sharded=is_cluster_url(redis_url),
+        min_replicas=settings.redis_min_replicas,
+    )
+    rules = CommentRules(settings.comment_blocklist, settings.comment_max_links)
+    content = Content(redis, keys, log, settings.comment_rate, stats, rules)
+    ingest_redis = connect(redis_url, decode=False, blocking=limits.INGEST_BLOCK)
+    return Services(
+        settings=settings,
+        stats=stats,
+        keys=keys,
+        redis=redis,
+        log=log,
+        hub=Hub(redis_url, redis, log, keys),
+        content=content,
+        ingest_redis=ingest_redis,
+        ingest=Ingest(Inbox(ingest_redis, keys, consumer_name()), content, stats),
+        readers=Readers(settings.drain_seconds),
+        # The editors' desk: accounts, sessions, credited writes, its live notices.
+        desk=Desk(redis, keys, content),
+        desk_feed=DeskFeed(),
+        moderation=Moderation(redis, keys, content.comments, settings.report_rate),
+        editors=Editors(redis, keys),
+        sessions=Sessions(redis, keys),
+        logins=LoginGuard(redis, keys),
+        presence=Presence(redis, keys),
+        push=Late("the Web Push service"),
+        session_key=Late("the session signing key"),
+    )
 
-    The parent process resolved every setting (the embedded Redis URL, the editor token)
-    and exported them as ``LIVEFEED_*`` variables before starting the workers.
-    """
-    settings = Settings.load(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+
+def _routes(settings: Settings, registry: CollectorRegistry) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *briefs.routes,
+        *articles.routes,
+        WebSocketRoute("/ws", websocket_endpoint),
+        Route("/events", events_endpoint),
+        Route("/metrics", metrics_endpoint(settings, registry)),
+        *feeds.routes(),
+        *embed.routes(),
+        *push.routes(),
+    ]
+    if pages is not None:
+        routes.extend(pages.routes())
+    routes.extend(editor.routes())
+    return routes
+
+
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]
+
+
+def _lifespan(services: Services, registry: CollectorRegistry) -> Lifespan:
+    """Start the services, serve, stop them. The state it yields offers the server the
+    readers' drain (``DRAIN_READERS``), so the server needs no route module to find it."""
+    settings, hub, keys = services.settings, services.hub, services.keys
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        metrics = None
+        if settings.metrics_port is not None:
+            metrics = MetricsListener(
+                settings.host, settings.metrics_port, registry, settings.metrics_token
+            )
+        await hub.listen(keys.ingest(), services.ingest.on_message)
+        await hub.listen(keys.desk_notices(), services.desk_feed.on_message)
+        try:
+            await _start(services, metrics)
+            yield {DRAIN_READERS: services.readers.drain}
+        finally:
+            await _stop(services, metrics)
+
+    return lifespan
+
+
+async def _start(services: Services, metrics: MetricsListener | None) -> None:
+    settings = services.settings
+    trouble = await problem(services.redis)
+    if trouble is not None:
+        # Fail fast and say why, instead of retrying in the background forever.
+        where = mask_url(settings.redis_url or "")
+        logger.error("cannot use Redis at %s: %s", where, trouble)
+        raise RuntimeError(f"Redis at {where}: {trouble}")
+    await services.hub.start()
+    push = await PushService.open(
+        services.redis,
+        services.keys,
+        settings,
+        services.content,
+        services.log,
+        services.stats,
+        consumer_name(),
+    )
+    services.push.set(push)
+    services.session_key.set(await services.sessions.signing_key(settings.secret_key))
+    readers, hub = services.readers, services.hub
+    services.presence.start(lambda: ReaderCounts.of(readers.counts(), hub.topics()))
+    if settings.demo:
+        added = await load_demo(services.content)
+        logger.info("demo content loaded (%d new briefs)", added)
+    services.ingest.start()
+    if metrics is not None:
+        await metrics.start()
+    push.dispatcher.start()
+
+
+async def _stop(services: Services, metrics: MetricsListener | None) -> None:
+    if metrics is not None:
+        await _bounded("metrics listener", metrics.stop())
+    await services.readers.drain()  # bounded by the drain window itself
+    push = services.push.get_or_none()
+    if push is not None:
+        await _bounded("push dispatcher", push.dispatcher.stop())
+    await _bounded("presence", services.presence.stop())
+    await _bounded("ingest", services.ingest.stop())
+    await _bounded("hub", services.hub.stop())
+    await _bounded("ingest connections", services.ingest_redis.aclose())
+    await _bounded("command connections", services.redis.aclose())

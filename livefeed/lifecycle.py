@@ -32,3 +32,9 @@ async def stop_tasks(tasks: Iterable[asyncio.Future[Any]], within: float = 5.0) 
                 logger.error("task %r ended with %r while stopping", task, task.exception())
     for task in pending:
         logger.error("task %r did not stop within %.1f s", task, within)
+
+
+# The key under which an app's ASGI lifespan state offers its server a coroutine function
+# that drains the app's readers; the server awaits it before shutting down. A name, like
+# the ``livefeed.frames`` extension, so the server needs none of the app's modules.
+DRAIN_READERS = "livefeed.drain_readers"

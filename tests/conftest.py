@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from livefeed.app import create_app
+from livefeed.services import Services, services_of
 from livefeed.serving.server import Server, server_config
 from livefeed.settings import Rate, Settings
 from tests.helpers import (
@@ -96,6 +97,10 @@ class LiveServer(Loopback):
         self.app: Any = None
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def services(self) -> Services:
+        return services_of(self.app)
 
     async def start(self) -> None:
         self.app = create_app(self.settings)

@@ -4,10 +4,13 @@ editor's browser as an httpx client that signs in like a person (cookie + CSRF t
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import httpx
+import pytest
 
+from livefeed.settings import Settings
 from tests.conftest import LiveServer
 from tests.helpers import TIMEOUT
 
@@ -17,12 +20,25 @@ _FORM_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 async def add_editor(server: LiveServer, name: str, password: str = PASSWORD) -> None:
-    await server.app.state.editors.add(name, password)
+    await server.services.editors.add(name, password)
 
 
 async def new_token(server: LiveServer, name: str) -> str:
-    token, _ = await server.app.state.editors.new_token(name)
+    token, _ = await server.services.editors.new_token(name)
     return str(token)
+
+
+@pytest.fixture(name="second_server")
+async def serve_second_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """``second_server``: another livefeed process on the same Redis and prefix as
+    ``live_server``. Import ``serve_second_server`` into a test module to use it.
+
+    pytest resumes the generator after a failed test too, so the server always stops.
+    """
+    server = LiveServer(settings)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 class Site(Protocol):
@@ -87,7 +103,7 @@ class EditorBrowser:
 
 async def signed_in(server: LiveServer, name: str = "alice") -> EditorBrowser:
     """An account ``name`` (made if missing) signed in in a fresh browser."""
-    if not await server.app.state.editors.exists(name):
+    if not await server.services.editors.exists(name):
         await add_editor(server, name)
     browser = EditorBrowser(server)
     return await browser.login(name)

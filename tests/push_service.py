@@ -161,3 +161,10 @@ class PushService:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, 20)
+
+    async def __aenter__(self) -> PushService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from typing import Any
 
@@ -16,7 +15,10 @@ import websockets
 
 from livefeed.settings import Rate, Settings
 from tests.conftest import LiveServer
-from tests.editor_support import signed_in
+from tests.editor_support import (
+    serve_second_server,  # noqa: F401 (the fixture)
+    signed_in,
+)
 from tests.helpers import auth, expect_silence, recv_json, subscribe
 from tests.test_api import ARTICLE, assert_error
 from tests.test_editor_live import desk_stream
@@ -355,16 +357,6 @@ async def test_comment_count_events_follow_every_visible_change(
         assert event["data"] == {"article": SLUG, "count": 0}
 
 
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def test_a_report_reaches_an_editors_desk_on_another_process_within_a_second(
     live_server: LiveServer, second_server: LiveServer, api: httpx.AsyncClient, article: str
 ) -> None:
@@ -428,5 +420,5 @@ async def test_the_desk_sets_the_comment_mode_credited_to_the_editor(
         assert '<option value="premoderated" selected>' in page.text
     assert (await api.get(f"/api/articles/{SLUG}")).json()["comment_mode"] == "premoderated"
     assert (await post(api, "moderated"))["status"] == "pending"
-    credits = await live_server.app.state.desk.credits("article", [SLUG])
+    credits = await live_server.services.desk.credits("article", [SLUG])
     assert credits[SLUG]["comment mode"] == "alice"

@@ -67,7 +67,7 @@ def local_clock(iso: str) -> str:
 
 @pytest.fixture
 def content(live_server: LiveServer) -> Content:
-    store: Content = live_server.app.state.content
+    store: Content = live_server.services.content
     return store
 
 

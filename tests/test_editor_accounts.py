@@ -21,11 +21,8 @@ from tests.editor_support import PASSWORD
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = connect(redis_server.url)
-    try:
+    async with connect(redis_server.url) as client:
         yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

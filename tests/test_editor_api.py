@@ -31,7 +31,7 @@ async def test_an_editors_token_publishes_and_the_desk_credits_them(
     put = await api.put("/api/articles/talks", json=ARTICLE, headers=auth(live_server.token))
     assert put.status_code == 201
 
-    desk = live_server.app.state.desk
+    desk = live_server.services.desk
     assert (await desk.credits("brief", [brief["id"]]))[brief["id"]] == {
         "published": "alice",
         "corrected": "alice",
@@ -55,7 +55,7 @@ async def test_readers_never_see_who_wrote(live_server: LiveServer, api: httpx.A
 async def test_revoked_token_and_removed_editor_are_refused(
     live_server: LiveServer, api: httpx.AsyncClient
 ) -> None:
-    editors = live_server.app.state.editors
+    editors = live_server.services.editors
     await add_editor(live_server, "alice")
     await add_editor(live_server, "bob")
     alice_token, alice_info = await editors.new_token("alice")
@@ -120,7 +120,7 @@ async def test_hiding_a_comment_through_the_api_is_credited(
     hidden = await api.delete(f"/api/articles/talks/comments/{comment['id']}", headers=auth(token))
     assert hidden.status_code == 204
     ref = f"talks/{comment['id']}"
-    assert (await live_server.app.state.desk.credits("comment", [ref]))[ref] == {"hidden": "alice"}
+    assert (await live_server.services.desk.credits("comment", [ref]))[ref] == {"hidden": "alice"}
 
 
 async def test_tokens_and_passwords_never_reach_the_logs(
@@ -150,7 +150,7 @@ async def test_a_publish_that_already_ran_is_a_success_not_a_conflict(
     from livefeed import models
     from livefeed.storage.content import API
 
-    desk = live_server.app.state.desk
+    desk = live_server.services.desk
     brief = models.new_brief({"text": "Once"})
     first = await desk.publish_brief(brief, "alice", API)
     again = await desk.publish_brief(brief, "alice", API)

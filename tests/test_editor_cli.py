@@ -96,7 +96,7 @@ async def test_publish_correct_and_retract_through_the_api(
         True,
         "talks",
     )
-    credits = await live_server.app.state.desk.credits("brief", [brief_id])
+    credits = await live_server.services.desk.credits("brief", [brief_id])
     assert credits[brief_id] == {"published": "alice"}
 
     changes = ("Talks ended late", "--not-breaking", "--no-article")

@@ -16,7 +16,11 @@ from livefeed import limits
 from livefeed.settings import Settings
 from livefeed.storage.presence import Presence, ReaderCounts
 from tests.conftest import LiveServer
-from tests.editor_support import EditorBrowser, signed_in
+from tests.editor_support import (
+    EditorBrowser,
+    serve_second_server,  # noqa: F401 (the fixture)
+    signed_in,
+)
 from tests.helpers import TIMEOUT, auth, subscribe, wait_for
 from tests.test_api import ARTICLE, assert_error
 
@@ -25,17 +29,6 @@ from tests.test_api import ARTICLE, assert_error
 def quick_presence(monkeypatch: pytest.MonkeyPatch) -> None:
     """Report and send reader counts every 0.1 s instead of every few seconds."""
     monkeypatch.setattr(limits, "PRESENCE_INTERVAL", 0.1)
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Another livefeed process on the same Redis and prefix."""
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 class DeskStream:
@@ -106,7 +99,7 @@ async def test_desk_stream_ends_when_the_editor_signs_out(live_server: LiveServe
         await stream.next("hello")
         session = browser.client.cookies.get("livefeed_session")
         assert session
-        await live_server.app.state.sessions.end(session.rsplit(".", 1)[0])
+        await live_server.services.sessions.end(session.rsplit(".", 1)[0])
         await stream.next("signed-out")
 
 
@@ -129,7 +122,7 @@ async def test_signing_out_or_a_new_password_ends_open_desk_streams_at_once(
             response = await same_alice.post("/editor/logout", {"csrf": alice.csrf}, json=False)
             assert response.status_code == 303
         await alice_stream.next("signed-out")
-        await live_server.app.state.editors.set_password("bob", "another long passphrase")
+        await live_server.services.editors.set_password("bob", "another long passphrase")
         await bob_stream.next("signed-out")
 
 
@@ -137,7 +130,7 @@ async def test_readers_are_counted_across_processes_and_per_article(
     live_server: LiveServer, second_server: LiveServer, api: httpx.AsyncClient
 ) -> None:
     await api.put("/api/articles/talks", json=ARTICLE, headers=auth(live_server.token))
-    presence: Presence = live_server.app.state.presence
+    presence: Presence = live_server.services.presence
 
     async def counts() -> ReaderCounts:
         return await presence.read()
@@ -174,7 +167,7 @@ async def test_a_stopped_process_no_longer_counts(
     await other.start()
     async with websockets.connect(other.ws_url) as ws:
         await subscribe(ws, "briefs")
-        presence: Presence = live_server.app.state.presence
+        presence: Presence = live_server.services.presence
 
         async def counted(n: int) -> bool:
             return (await presence.read()).total == n
@@ -187,12 +180,12 @@ async def test_a_stopped_process_no_longer_counts(
 async def test_a_vanished_process_stops_counting_when_its_report_is_stale(
     live_server: LiveServer,
 ) -> None:
-    presence: Presence = live_server.app.state.presence
-    ghost = Presence(live_server.app.state.redis, live_server.app.state.keys)
+    presence: Presence = live_server.services.presence
+    ghost = Presence(live_server.services.redis, live_server.services.keys)
     await ghost.report(ReaderCounts(7, {"talks": 7}))
     assert (await presence.read()).total == 7
-    redis = live_server.app.state.redis
-    key = live_server.app.state.keys.desk_readers()
+    redis = live_server.services.redis
+    key = live_server.services.keys.desk_readers()
     record = json.loads(await redis.hget(key, ghost.process))
     record["at"] -= limits.PRESENCE_STALE + 1
     await redis.hset(key, ghost.process, json.dumps(record))

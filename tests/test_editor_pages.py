@@ -215,7 +215,7 @@ async def test_a_forged_or_altered_cookie_is_refused(live_server: LiveServer) ->
 async def test_new_password_or_removed_account_signs_browsers_out(
     live_server: LiveServer,
 ) -> None:
-    editors = live_server.app.state.editors
+    editors = live_server.services.editors
     async with (
         await signed_in(live_server, "alice") as alice,
         await signed_in(live_server, "bob") as bob,

@@ -120,5 +120,5 @@ async def test_livefeeds_server_offers_pre_encoded_frames_to_ws(
         event = await recv_json(ws)
         assert event["data"]["id"] == response.json()["id"]
     # The frame went out through ``livefeed.frames``, encoded once (not through send_text).
-    frames = _frames_for(live_server.app.state.stats)
+    frames = _frames_for(live_server.services.stats)
     assert response.json()["id"].encode() in frames._frame

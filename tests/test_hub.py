@@ -15,7 +15,7 @@ from tests.helpers import auth, recv_json, subscribe, wait_for
 async def test_readers_miss_nothing_when_the_pubsub_connection_is_killed(
     live_server: LiveServer, redis_server: RedisServer, api
 ) -> None:
-    hub: Hub = live_server.app.state.hub
+    hub: Hub = live_server.services.hub
     admin = aioredis.Redis.from_url(redis_server.url)
     try:
         async with websockets.connect(live_server.ws_url) as ws:
@@ -48,7 +48,7 @@ async def test_readyz_reports_pubsub_while_disconnected(
     live_server: LiveServer, redis_server: RedisServer, api
 ) -> None:
     assert (await api.get("/readyz")).status_code == 200
-    hub: Hub = live_server.app.state.hub
+    hub: Hub = live_server.services.hub
     admin = aioredis.Redis.from_url(redis_server.url)
     try:
         before = hub.reconnects
@@ -73,7 +73,7 @@ async def test_one_subscription_per_topic_however_many_readers(
         for ws in clients:
             await ws.close()
         await wait_for(
-            lambda: not live_server.app.state.hub.topics(), what="the topic to be dropped"
+            lambda: not live_server.services.hub.topics(), what="the topic to be dropped"
         )
 
         async def unsubscribed() -> bool:
@@ -94,7 +94,7 @@ async def test_a_lost_live_message_is_noticed_and_replayed_in_order(
 
     keys = Keys(live_server.settings.redis_prefix)
     admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    hub: Hub = live_server.app.state.hub
+    hub: Hub = live_server.services.hub
     try:
         async with websockets.connect(live_server.ws_url) as ws:
             await subscribe(ws, "briefs")

@@ -65,6 +65,11 @@ async def start_many(livefeed_process, env: dict[str, str], n: int) -> list[Any]
     return list(await asyncio.gather(*(livefeed_process(env=env) for _ in range(n))))
 
 
+async def publish_to_all(service: Redis, prefix: str, procs: list[Any], payload: bytes) -> None:
+    """PUBLISH on the ingest channel, which every one of ``procs`` is subscribed to."""
+    assert await service.publish(f"{prefix}ingest", payload) == len(procs)
+
+
 async def xadd_all(redis: Redis, stream: str, entries: list[dict[bytes | str, bytes]]) -> list[str]:
     """XADD every entry, in order; their stream entry ids."""
     ids: list[str] = []
@@ -370,7 +375,7 @@ async def test_stopping_a_busy_stream_consumer_returns_promptly(
 ) -> None:
     """What a clean SIGTERM relies on: the lifespan's ``Ingest.stop()`` ends the consumer even
     while it is busy publishing, every time (here: stopped and started again 30 times)."""
-    ingest = live_server.app.state.ingest
+    ingest = live_server.services.ingest
     stream = f"{prefix}ingest"
     for attempt in range(30):
         if await service.xlen(stream) < 1_000:  # keep it busy
@@ -464,14 +469,12 @@ async def test_three_processes_publish_two_hundred_publishes_once_each(
     livefeed_process, env: dict[str, str], service: Redis, prefix: str
 ) -> None:
     procs = await start_many(livefeed_process, env, 3)
-    channel = f"{prefix}ingest"
     async with Reader(procs[0].url) as reader:
         for i in range(PUBLISHES):
-            # Each of the three processes is subscribed to the ingest channel.
-            assert await service.publish(channel, brief(f"p{i}")) == 3
+            await publish_to_all(service, prefix, procs, brief(f"p{i}"))
         await reader.wait_for_count(PUBLISHES, timeout=30 * FACTOR)
         # A last one: once it is through, every earlier message has been claimed and handled.
-        assert await service.publish(channel, brief("end")) == 3
+        await publish_to_all(service, prefix, procs, brief("end"))
         await reader.wait_for_text("end")
         briefs = await listed(procs[1].url)
     texts = [b["text"] for b in briefs]
@@ -659,15 +662,14 @@ async def test_bad_publishes_are_dead_lettered_once_with_three_processes(
     livefeed_process, env: dict[str, str], service: Redis, prefix: str
 ) -> None:
     procs = await start_many(livefeed_process, env, 3)
-    channel = f"{prefix}ingest"
     names = {"bad JSON", "JSON array", "unknown field", "invalid UTF-8", "over 16 KiB"}
     names |= {"nesting depth bomb", "lone surrogate", "empty text"}
     bad = {payload: name for name, payload in _bad_payloads() if name in names}
     async with Reader(procs[0].url) as reader:
         for i, payload in enumerate(bad):
-            assert await service.publish(channel, brief(f"good{i}")) == 3
-            assert await service.publish(channel, payload) == 3
-        assert await service.publish(channel, brief("end")) == 3
+            await publish_to_all(service, prefix, procs, brief(f"good{i}"))
+            await publish_to_all(service, prefix, procs, payload)
+        await publish_to_all(service, prefix, procs, brief("end"))
         await reader.wait_for_text("end", timeout=30 * FACTOR)
 
         async def all_dead() -> bool:
@@ -692,7 +694,7 @@ async def test_bad_publishes_are_dead_lettered_once_with_three_processes(
 async def test_a_failed_publish_is_retried_and_dead_lettered_after_three_attempts(
     live_server: LiveServer, service: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    content = live_server.app.state.content
+    content = live_server.services.content
     real_publish = content.publish_brief
     attempts: Counter[str] = Counter()
     fail = {"hiccup": 2, "doomed": 1_000}  # how many times publishing each one fails
@@ -718,7 +720,7 @@ async def test_a_failed_publish_is_retried_and_dead_lettered_after_three_attempt
     assert letter[b"payload"] == brief("doomed")
     assert f"{limits.INGEST_ATTEMPTS} times" in letter[b"reason"].decode(), letter
     assert [b["id"] for b in reader.published] == ["i" + ids[0], "i" + ids[1], "i" + ids[3]]
-    assert live_server.app.state.ingest.is_running
+    assert live_server.services.ingest.is_running
     await assert_drained(service, prefix)
 
 

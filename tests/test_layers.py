@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import livefeed
 
 PACKAGE = Path(livefeed.__file__).parent
 PURE = {"events", "models", "errors", "limits", "settings", "stats", "lifecycle"}
-HANDLERS = {"transports", "api", "pages", "editor", "push"}
+HANDLERS = {"transports", "api", "pages", "editor"}
 
 # For each layer (a top-level module or package): the livefeed layers it may import.
 # The diagram of STYLE.md: cli -> serving; cli -> app -> handlers -> fanout -> storage -> redis;
 # ingest -> storage; web is the HTTP plumbing the handlers share; the pure core imports nothing.
+# services is the typed object app builds and the handlers read: it names the services
+# (fanout, storage, ingest, push) and imports no handler, so no handler reaches another.
 ALLOWED: dict[str, set[str]] = {
     "events": {"limits"},
     "models": {"limits", "errors"},
@@ -26,15 +29,16 @@ ALLOWED: dict[str, set[str]] = {
     "storage": PURE,
     "fanout": {*PURE, "storage"},
     "web": PURE,
-    "transports": {*PURE, "fanout", "storage", "web"},
-    "api": {*PURE, "storage", "web"},
-    "pages": {*PURE, "storage", "web"},
-    "editor": {*PURE, "fanout", "storage", "web"},
-    "push": {*PURE, "storage", "web"},
+    "transports": {*PURE, "services", "fanout", "storage", "web"},
+    "api": {*PURE, "services", "push", "storage", "web"},
+    "pages": {*PURE, "services", "storage", "web"},
+    "editor": {*PURE, "services", "fanout", "storage", "web"},
+    "push": {*PURE, "storage"},
     "ingest": {*PURE, "storage"},
+    "services": {*PURE, "fanout", "storage", "ingest", "push"},
     "embedded_redis": set(),
-    "serving": {*PURE, "fanout"},  # TODO(#15): the readers through Services, not an import
-    "app": {*PURE, *HANDLERS, "fanout", "storage", "web", "ingest", "logs"},
+    "serving": PURE,
+    "app": {*PURE, *HANDLERS, "services", "push", "fanout", "storage", "web", "ingest", "logs"},
     "cli": {*PURE, "app", "serving", "embedded_redis", "storage", "logs", "__init__"},
     "__main__": {"cli"},
     "__init__": {"cli"},
@@ -92,3 +96,17 @@ def test_no_import_points_up_the_layers() -> None:
             if target != layer and target not in ALLOWED[layer]:
                 violations.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert violations == []
+
+
+# `request.app.state`, `websocket.app.state`, `getattr(app, "state", ...)`: the untyped bag.
+_APP_STATE = re.compile(r"\bapp\.state\b|getattr\(\s*[\w.]*\bapp\b")
+
+
+def test_only_services_reads_app_state() -> None:
+    """What the app holds is reached through ``services_of``, typed (STYLE.md)."""
+    readers = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "services.py" and _APP_STATE.search(path.read_text())
+    ]
+    assert readers == []

@@ -46,7 +46,7 @@ async def test_metrics_follow_a_scripted_session(
         assert response.status_code == 201
         await recv_json(ws)
         await admin.publish(f"{live_server.settings.redis_prefix}ingest", b"{not json")
-        stats = live_server.app.state.stats
+        stats = live_server.services.stats
         await wait_for(lambda: stats.dead_letters["pubsub"] == 1, what="the dead letter")
         during = await scrape(api)
     await admin.aclose()
@@ -75,10 +75,10 @@ async def test_a_slow_consumer_disconnect_is_counted(live_server: LiveServer, ap
     slow = await websockets.connect(live_server.ws_url, sock=sock, max_queue=1)
     try:
         await subscribe(slow, "briefs")
-        stats = live_server.app.state.stats
+        stats = live_server.services.stats
         text = "x" * 8192
         for i in range(1024):
-            await live_server.app.state.log.append(
+            await live_server.services.log.append(
                 "briefs", "brief.published", {"id": str(i), "text": text}
             )
             if stats.slow_disconnects["ws"]:

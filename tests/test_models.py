@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -34,6 +35,20 @@ REFUSED_EVERYWHERE = [
     "\u2069",
 ]
 
+# Every free-text field a reader or editor fills in, as a function of what is typed there.
+TextField = Callable[[str], object]
+TEXT_FIELDS: dict[str, TextField] = {
+    "brief text": lambda text: models.new_brief({"text": text}),
+    "comment text": lambda text: models.new_comment("a", {"author": "Ann", "text": text}),
+    "comment author": lambda text: models.new_comment("a", {"author": text, "text": "hi"}),
+}
+
+
+@pytest.fixture(params=TEXT_FIELDS)
+def text_field(request: pytest.FixtureRequest) -> TextField:
+    """Each of ``TEXT_FIELDS`` in turn: a rule for text holds in every field."""
+    return TEXT_FIELDS[request.param]
+
 
 # -- text: NFC, trimming, length, whitespace, controls ---------------------------------------
 
@@ -44,13 +59,9 @@ def test_text_is_nfc_normalised_and_trimmed() -> None:
 
 
 @pytest.mark.parametrize("blank", ["", " ", "\n", "\t \n ", "\u00a0", "\u3000 \u2003"])
-def test_whitespace_only_text_is_invalid(blank: str) -> None:
+def test_whitespace_only_text_is_invalid(blank: str, text_field: TextField) -> None:
     with pytest.raises(InvalidInput):
-        models.new_brief({"text": blank})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": "Ann", "text": blank})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": blank, "text": "hi"})
+        text_field(blank)
 
 
 def test_length_counts_code_points_after_nfc() -> None:
@@ -89,26 +100,16 @@ def test_trimming_happens_before_the_length_check() -> None:
 
 
 @pytest.mark.parametrize("char", REFUSED_EVERYWHERE)
-def test_control_and_bidi_characters_are_refused(char: str) -> None:
-    text = f"before {char} after"
+def test_control_and_bidi_characters_are_refused(char: str, text_field: TextField) -> None:
     with pytest.raises(InvalidInput):
-        models.new_brief({"text": text})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": "Ann", "text": text})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": text, "text": "hi"})
+        text_field(f"before {char} after")
 
 
 @pytest.mark.parametrize("surrogate", ["\ud800", "\udfff", "\ud83d"])
-def test_lone_surrogates_are_refused(surrogate: str) -> None:
+def test_lone_surrogates_are_refused(surrogate: str, text_field: TextField) -> None:
     # JSON can spell them ("\ud800"), but they are not characters and cannot be stored.
-    text = f"before {surrogate} after"
     with pytest.raises(InvalidInput):
-        models.new_brief({"text": text})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": "Ann", "text": text})
-    with pytest.raises(InvalidInput):
-        models.new_comment("a", {"author": text, "text": "hi"})
+        text_field(f"before {surrogate} after")
 
 
 def test_newline_is_allowed_in_comment_text_only() -> None:

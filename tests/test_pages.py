@@ -17,7 +17,7 @@ async def test_an_article_with_closed_comments_says_so_instead_of_offering_the_f
     ).status_code == 201
     open_page = (await api.get("/articles/closed")).text
     assert 'data-live="comment-form"' in open_page and "Leave the first comment" in open_page
-    await live_server.app.state.content.close_comments("closed", True)
+    await live_server.services.content.close_comments("closed", True)
     closed_page = (await api.get("/articles/closed")).text
     assert "Comments are closed." in closed_page
     assert 'data-live="comment-form"' not in closed_page

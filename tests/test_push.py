@@ -14,7 +14,7 @@ import pytest
 from redis import asyncio as aioredis
 
 from livefeed import limits
-from livefeed.push import vapid
+from livefeed.push import service, vapid
 from livefeed.settings import Rate, Settings
 from tests.conftest import LiveServer
 from tests.editor_support import EditorBrowser
@@ -26,12 +26,8 @@ SUBSCRIPTIONS = "/api/push/subscriptions"
 
 @pytest.fixture
 async def push_service() -> AsyncIterator[PushService]:
-    service = PushService()
-    await service.start()
-    try:
+    async with PushService() as service:
         yield service
-    finally:
-        await service.stop()
 
 
 @pytest.fixture
@@ -59,15 +55,15 @@ async def _publish(live_server: LiveServer, api: httpx.AsyncClient, **brief: Any
 
 async def _dispatcher_ready(live_server: LiveServer) -> None:
     """The dispatcher holds its lease and has set its cursor (briefs after this are pushed)."""
-    state = live_server.app.state
+    push = live_server.services.push.get()
     await wait_for(
-        lambda: state.push.dispatcher.holds_lease, what="the push dispatcher to take its lease"
+        lambda: push.dispatcher.holds_lease, what="the push dispatcher to take its lease"
     )
-    await wait_for(lambda: _has_cursor(state), what="the push dispatcher to start following briefs")
+    await wait_for(lambda: _has_cursor(push), what="the push dispatcher to start following briefs")
 
 
-async def _has_cursor(state: Any) -> bool:
-    return await state.push.store.cursor() is not None
+async def _has_cursor(push: service.PushService) -> bool:
+    return await push.store.cursor() is not None
 
 
 async def test_the_public_key_is_a_p256_point_and_stays_the_same(
@@ -87,7 +83,7 @@ async def test_subscribe_and_unsubscribe(
     subscription = push_service.browser("one").subscription()
     assert (await api.post(SUBSCRIPTIONS, json=subscription)).status_code == 201
     assert (await api.post(SUBSCRIPTIONS, json=subscription)).status_code == 201
-    store = live_server.app.state.push.store
+    store = live_server.services.push.get().store
     assert await store.count() == 1  # the same browser again replaces, never duplicates
     gone = await api.request("DELETE", SUBSCRIPTIONS, json={"endpoint": subscription["endpoint"]})
     assert gone.status_code == 204
@@ -201,7 +197,7 @@ async def test_gone_endpoints_are_removed_and_retry_after_is_honoured(
     first, second = push_service.attempts["busy"]
     assert second - first >= 2.0  # waited as long as the push service asked
     assert len(push_service.attempts["flaky"]) == 3
-    store = live_server.app.state.push.store
+    store = live_server.services.push.get().store
     await wait_for(lambda: _count_is(store, 3), what="the gone subscription to be removed")
     metrics = (await api.get("/metrics")).text
     assert 'livefeed_pushes_total{outcome="removed"} 1.0' in metrics
@@ -327,7 +323,7 @@ async def test_a_breaking_brief_older_than_the_push_window_is_not_pushed(
     await _dispatcher_ready(live_server)
     # A breaking brief found by the dispatcher only now, published long ago (as after an
     # outage of every process): old news is not pushed.
-    store = live_server.app.state.push.store
+    store = live_server.services.push.get().store
     old = {"id": "old1", "text": "Old news", "breaking": True, "article": None}
     old["published_at"] = old["updated_at"] = "2020-01-01T00:00:00.000Z"
     await store.queue([old], str(await store.cursor()))

@@ -21,6 +21,14 @@ async def publish(api, token: str, text: str, **extra) -> dict:
     return response.json()
 
 
+async def last_seen_id(live_server: LiveServer, api) -> str:
+    """The event id of the one brief a reader saw live before it went away."""
+    async with websockets.connect(live_server.ws_url) as ws:
+        await subscribe(ws, "briefs")
+        await publish(api, live_server.token, "seen")
+        return (await recv_json(ws))["id"]
+
+
 async def test_every_subscriber_receives_a_published_brief_once(
     live_server: LiveServer, api
 ) -> None:
@@ -60,10 +68,7 @@ async def test_comment_subscriber_gets_only_its_article(live_server: LiveServer,
 async def test_resume_with_since_delivers_exactly_the_missed_events_in_order(
     live_server: LiveServer, api
 ) -> None:
-    async with websockets.connect(live_server.ws_url) as ws:
-        await subscribe(ws, "briefs")
-        await publish(api, live_server.token, "seen")
-        last_seen = (await recv_json(ws))["id"]
+    last_seen = await last_seen_id(live_server, api)
     missed = [await publish(api, live_server.token, f"missed {i}") for i in range(5)]
     async with websockets.connect(live_server.ws_url) as ws:
         frames = await subscribe(ws, "briefs", since=last_seen)
@@ -122,10 +127,7 @@ def settings(settings):
 async def test_resume_with_id_older_than_history_reports_not_recovered(
     live_server: LiveServer, api
 ) -> None:
-    async with websockets.connect(live_server.ws_url) as ws:
-        await subscribe(ws, "briefs")
-        await publish(api, live_server.token, "first")
-        old = (await recv_json(ws))["id"]
+    old = await last_seen_id(live_server, api)
     # History keeps 5: a reader who missed exactly 5 still recovers ...
     for i in range(5):
         await publish(api, live_server.token, f"n{i}")
@@ -255,7 +257,7 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
         await subscribe(healthy, "briefs")
         # The slow reader never reads again. Publish well past what socket buffers (a few
         # MiB) and its queue can hold: 8 MiB in events of 8 KiB.
-        log = live_server.app.state.log
+        log = live_server.services.log
         text = "x" * 8192
         count = limits.SEND_QUEUE_BYTES * 8 // len(text)
 
@@ -266,7 +268,7 @@ async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fin
         for i in range(count):
             await log.append("briefs", "brief.published", {"id": str(i), "text": text})
         assert await reading == [str(i) for i in range(count)]
-        readers = live_server.app.state.readers
+        readers = live_server.services.readers
         await wait_for(lambda: readers.counts()["ws"] == 1, what="the slow reader to be dropped")
         with pytest.raises(ConnectionClosed) as closed:
             while True:
@@ -306,7 +308,7 @@ async def test_shutdown_turns_readyz_503_then_sends_readers_away_with_1001(
         stopping = asyncio.create_task(server.stop())
         async with server.client() as api:
             await wait_for(
-                lambda: server.app.state.readers.going_away.is_set(), what="the drain to start"
+                lambda: server.services.readers.going_away.is_set(), what="the drain to start"
             )
             ready = await api.get("/readyz")
             assert ready.status_code == 503

@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from livefeed.errors import Unauthorized
-from livefeed.storage.editors import OPERATOR, Editors, is_operator_token
+from livefeed.services import services_of
+from livefeed.storage.editors import OPERATOR, is_operator_token
 
 _TOKEN_MAX = 256  # longer than any token we issue
 
@@ -20,10 +21,10 @@ async def require_editor(request: Request) -> str:
         raise Unauthorized("editor writes need Authorization: Bearer <token>")
     if len(given) > _TOKEN_MAX:
         raise Unauthorized("invalid token")
-    if is_operator_token(request.app.state.settings.editor_token, given):
+    services = services_of(request)
+    if is_operator_token(services.settings.editor_token, given):
         return OPERATOR
-    editors: Editors = request.app.state.editors
-    editor = await editors.editor_of_token(given)
+    editor = await services.editors.editor_of_token(given)
     if editor is None:
         raise Unauthorized("invalid or revoked token")
     return editor

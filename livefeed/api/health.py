@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from livefeed.services import services_of
 from livefeed.storage.connect import deployment, is_reachable, role
 
 
@@ -14,7 +15,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    state = request.app.state
+    state = services_of(request)
     checks: dict[str, str] = {}
     reachable = await is_reachable(state.redis)
     checks["redis"] = "ok" if reachable else "failing: no answer to PING"

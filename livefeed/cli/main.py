@@ -10,11 +10,15 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livefeed import __version__
 from livefeed.cli import newsroom
 from livefeed.logs import configure_logging
 from livefeed.settings import SETTINGS, Settings, SettingsError, mask_url, settings_table
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 logger = logging.getLogger("livefeed")
 
@@ -51,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--breaking", action="store_true")
     publish.add_argument("--article", metavar="SLUG")
     publish.add_argument("--id", dest="brief_id", metavar="ID")
-    for name in ("redis_url", "redis_prefix", "data_dir"):
-        setting = next(s for s in SETTINGS if s.name == name)
-        publish.add_argument(setting.flag, dest=name, help=f"[env {setting.env}]")
+    newsroom.redis_flags(publish)
     newsroom.api_flags(publish, url_default=False)
     newsroom.add_commands(commands)
     commands.add_parser("settings-table", help="print the settings table for the README")
@@ -87,7 +89,7 @@ def publish(
     settings: Settings, text: str, breaking: bool, article: str | None, brief_id: str | None
 ) -> int:
     """Queue one brief on the ingest stream; 0 on success, else one line on stderr."""
-    from livefeed.cli.publish import publish_to
+    from livefeed.cli.publish import brief_payload, publish_to
     from livefeed.embedded_redis import running_url
     from livefeed.errors import LivefeedError, Unavailable
 
@@ -100,14 +102,8 @@ def publish(
         )
         return 1
     try:
-        entry_id = publish_to(
-            url,
-            text,
-            breaking=breaking,
-            article=article,
-            brief_id=brief_id,
-            prefix=settings.redis_prefix,
-        )
+        payload = brief_payload(text, breaking=breaking, article=article, brief_id=brief_id)
+        entry_id = publish_to(url, payload, prefix=settings.redis_prefix)
     except Unavailable as exc:
         where = mask_url(url)
         print(f"livefeed publish: cannot reach Redis at {where}: {exc.message}", file=sys.stderr)
@@ -139,16 +135,8 @@ def serve(settings: Settings) -> int:
             settings = settings.with_(editor_token=_new_operator_token(settings.data_dir))
         logger.info("settings: %s", settings.public())
         if settings.workers > 1:
-            # One embedded Redis and one editor token for all workers, passed by env.
-            os.environ.update(settings.to_env())
-            run_workers(
-                settings.host,
-                settings.port,
-                settings.drain_seconds,
-                settings.workers,
-                settings.log_level,
-            )
-            return 0
+            # One embedded Redis and one editor token for all workers, in their settings.
+            return run_workers(settings, worker_app)
         server = Server(
             server_config(
                 create_app(settings),
@@ -194,6 +182,14 @@ def _new_operator_token(data_dir: Path) -> str:
         file=sys.stderr,
     )
     return token
+
+
+def worker_app(settings: Settings) -> Starlette:
+    """The app of one ``serve --workers N`` process, built in that process from its settings."""
+    from livefeed.app import create_app
+
+    configure_logging(settings.log_level, settings.log_format)  # a fresh process
+    return create_app(settings)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -51,31 +51,25 @@ def publish_brief(
     same id again (by either ingest path) publishes nothing new.
     """
     payload = brief_payload(text, breaking=breaking, article=article, brief_id=brief_id)
-    return redis.xadd(Keys(prefix).ingest(), {"brief": payload})
+    return _queue(redis, payload, prefix)
 
 
-def publish_to(
-    url: str,
-    text: str,
-    *,
-    breaking: bool = False,
-    article: str | None = None,
-    brief_id: str | None = None,
-    prefix: str = DEFAULT_PREFIX,
-) -> str:
-    """``publish_brief`` on a short-lived client for ``url``; the stream entry id.
+def publish_to(url: str, payload: bytes, *, prefix: str = DEFAULT_PREFIX) -> str:
+    """Queue a ``brief_payload`` on a short-lived client for ``url``; the stream entry id.
 
-    Raises ``InvalidInput`` for a bad brief, ``Unavailable`` when Redis cannot be reached.
+    Raises ``Unavailable`` when Redis cannot be reached.
     """
     client = redis_client.Redis.from_url(
         url, socket_timeout=limits.REDIS_CALL_TIMEOUT, socket_connect_timeout=3
     )
     try:
-        entry = publish_brief(
-            client, text, breaking=breaking, article=article, brief_id=brief_id, prefix=prefix
-        )
+        entry = _queue(client, payload, prefix)
     except (redis_client.RedisError, OSError) as exc:
         raise Unavailable(str(exc)) from exc
     finally:
         client.close()
     return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+def _queue(redis: Any, payload: bytes, prefix: str) -> Any:
+    return redis.xadd(Keys(prefix).ingest(), {"brief": payload})

@@ -13,18 +13,18 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import models
-from livefeed.editor.briefs import desk, presence
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
-from livefeed.errors import Conflict, InvalidInput, NotFound
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import page, render, see_other, signed_form, wants_json
+from livefeed.errors import Conflict, InvalidInput
 from livefeed.models import Article
+from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
 from livefeed.storage.desk import ARTICLE
+from livefeed.web.requests import article_slug
+from livefeed.web.routing import resource
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 DONE = {
     "created": "Article created.",
     "updated": "Article saved: open pages show the new version.",
@@ -35,11 +35,7 @@ DONE = {
 }
 
 
-def _slug(request: Request) -> str:
-    slug = str(request.path_params["slug"])
-    if not models.is_slug(slug):
-        raise NotFound(f"no article {slug[:80]!r}")
-    return slug
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 def paragraphs(body: str) -> list[str]:
@@ -73,8 +69,9 @@ def _form_values(article: Article | None, form: dict[str, str] | None = None) ->
 @page
 async def articles_page(request: Request) -> Response:
     await require_signed_in(request)
-    rows, readers = await asyncio.gather(desk(request).articles(), presence(request).read())
-    credits = await desk(request).credits(ARTICLE, [r.article.slug for r in rows])
+    services = services_of(request)
+    rows, readers = await asyncio.gather(services.desk.articles(), services.presence.read())
+    credits = await services.desk.credits(ARTICLE, [r.article.slug for r in rows])
     return render(
         request,
         "articles.html",
@@ -123,23 +120,24 @@ async def new_article_form(request: Request) -> Response:
 @page
 async def edit_article_form(request: Request) -> Response:
     await require_signed_in(request)
-    slug = _slug(request)
-    article = await desk(request).content.require_article(slug)
-    closed = await desk(request).content.are_comments_closed(slug)
-    credits = (await desk(request).credits(ARTICLE, [slug]))[slug]
+    slug = article_slug(request)
+    desk = services_of(request).desk
+    article = await desk.content.require_article(slug)
+    closed = await desk.content.are_comments_closed(slug)
+    credits = (await desk.credits(ARTICLE, [slug]))[slug]
     return _article_form(request, article, closed=closed, credits=credits)
 
 
 async def _save(request: Request, slug: str | None) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     new = slug is None
     target = form.get("slug", "").strip() if slug is None else slug
-    current = None if new else await desk(request).content.require_article(target)
+    desk = services_of(request).desk
+    current = None if new else await desk.content.require_article(target)
     try:
         if new and not models.is_slug(target):
             raise InvalidInput("the address must be 1-80 of a-z, 0-9 and -, like talks-in-moscow")
-        article, created = await desk(request).put_article(
+        article, created = await desk.put_article(
             target,
             article_fields(form),
             who.editor,
@@ -164,22 +162,22 @@ async def create_article(request: Request) -> Response:
 
 @page
 async def update_article(request: Request) -> Response:
-    return await _save(request, _slug(request))
+    return await _save(request, article_slug(request))
 
 
 @page
 async def switch_comments(request: Request) -> Response:
     """Close an article's comments (``closed=1``) or open them again (``closed=0``)."""
-    form = await read_form(request)
-    who = await require_writer(request, form)
-    slug = _slug(request)
+    form, who = await signed_form(request)
+    slug = article_slug(request)
+    desk = services_of(request).desk
     if "mode" in form:  # open, premoderated or closed
-        await desk(request).set_comment_mode(slug, form["mode"], who.editor)
+        await desk.set_comment_mode(slug, form["mode"], who.editor)
         if wants_json(request):
             return JSONResponse({"article": slug, "mode": form["mode"], "by": who.editor})
         return see_other(f"/editor/articles?done={form['mode']}")
     closed = form.get("closed") == "1"
-    await desk(request).close_comments(slug, closed, who.editor)
+    await desk.close_comments(slug, closed, who.editor)
     if wants_json(request):
         return JSONResponse({"article": slug, "closed": closed, "by": who.editor})
     back = form.get("back", "")
@@ -192,10 +190,9 @@ async def switch_comments(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/articles", articles_page, methods=["GET"]),
-    Route("/editor/articles", create_article, methods=["POST"]),
-    Route("/editor/articles/new", new_article_form, methods=["GET"]),
-    Route("/editor/articles/{slug}", update_article, methods=["POST"]),
-    Route("/editor/articles/{slug}/edit", edit_article_form, methods=["GET"]),
-    Route("/editor/articles/{slug}/comments", switch_comments, methods=["POST"]),
+    resource("/editor/articles", GET=articles_page, POST=create_article),
+    resource("/editor/articles/new", GET=new_article_form),
+    resource("/editor/articles/{slug}", POST=update_article),
+    resource("/editor/articles/{slug}/edit", GET=edit_article_form),
+    resource("/editor/articles/{slug}/comments", POST=switch_comments),
 ]

@@ -12,18 +12,18 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from livefeed import events, limits, models
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import page, render, see_other, signed_form, wants_json
 from livefeed.errors import Conflict, InvalidInput, NotFound
 from livefeed.models import Brief
+from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
-from livefeed.storage.desk import BRIEF, Desk
-from livefeed.storage.presence import Presence
+from livefeed.storage.desk import BRIEF
+from livefeed.web.requests import brief_id
+from livefeed.web.routing import resource
 
-_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
 DONE = {
     "published": "Published.",
     "corrected": "Corrected: readers see the new version.",
@@ -32,21 +32,7 @@ DONE = {
 }
 
 
-def desk(request: Request) -> Desk:
-    found: Desk = request.app.state.desk
-    return found
-
-
-def presence(request: Request) -> Presence:
-    found: Presence = request.app.state.presence
-    return found
-
-
-def _brief_id(request: Request) -> str:
-    brief_id = str(request.path_params["brief_id"])
-    if not models.is_id(brief_id):
-        raise NotFound(f"no brief {brief_id[:64]!r}")
-    return brief_id
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
 
 
 def brief_fields(form: dict[str, str]) -> dict[str, Any]:
@@ -65,15 +51,16 @@ def brief_json(brief: Brief, credits: dict[str, str]) -> dict[str, Any]:
 
 
 async def _desk_context(request: Request) -> dict[str, Any]:
-    d = desk(request)
+    services = services_of(request)
+    d = services.desk
     listing, articles, readers, activity = await asyncio.gather(
         d.content.list_briefs(limit=limits.DESK_BRIEFS),
         d.articles(),
-        presence(request).read(),
+        services.presence.read(),
         d.activity(),
     )
     credits = await d.credits(BRIEF, [b.id for b in listing.items])
-    push = getattr(request.app.state, "push", None)  # who a breaking brief will notify
+    push = services.push.get_or_none()  # who a breaking brief will notify
     push_subscribers = None if push is None else await push.store.count()
     titles = {row.article.slug: row.article.title for row in articles}
     return {
@@ -106,12 +93,11 @@ async def desk_page(request: Request) -> Response:
 
 @page
 async def publish(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
+    form, who = await signed_form(request)
     fields = brief_fields(form)
     try:
         brief = models.new_brief(fields)
-        published = await desk(request).publish_brief(brief, who.editor, EDITOR)
+        published = await services_of(request).desk.publish_brief(brief, who.editor, EDITOR)
     except InvalidInput as exc:
         if wants_json(request):
             raise
@@ -124,8 +110,8 @@ async def publish(request: Request) -> Response:
     return see_other(f"/editor?done=published#brief-{published.id}")
 
 
-async def _current(request: Request, brief_id: str) -> Brief:
-    brief = await desk(request).content.get_brief(brief_id)
+async def _current(request: Request, target: str) -> Brief:
+    brief = await services_of(request).desk.content.get_brief(target)
     if brief is None:
         raise NotFound("no such brief: it may have been retracted")
     return brief
@@ -134,9 +120,10 @@ async def _current(request: Request, brief_id: str) -> Brief:
 @page
 async def correct_form(request: Request) -> Response:
     await require_signed_in(request)
-    brief = await _current(request, _brief_id(request))
-    articles = await desk(request).articles()
-    credits = (await desk(request).credits(BRIEF, [brief.id]))[brief.id]
+    brief = await _current(request, brief_id(request))
+    desk = services_of(request).desk
+    articles = await desk.articles()
+    credits = (await desk.credits(BRIEF, [brief.id]))[brief.id]
     return render(
         request,
         "brief_correct.html",
@@ -151,10 +138,10 @@ async def correct_form(request: Request) -> Response:
 
 @page
 async def correct(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
-    brief_id = _brief_id(request)
-    current = await _current(request, brief_id)
+    form, who = await signed_form(request)
+    target = brief_id(request)
+    desk = services_of(request).desk
+    current = await _current(request, target)
     wanted = brief_fields(form)
     changes = {
         name: value
@@ -165,11 +152,11 @@ async def correct(request: Request) -> Response:
     try:
         if changes:
             base = form.get("base") or None
-            brief = await desk(request).correct_brief(brief_id, changes, who.editor, EDITOR, base)
+            brief = await desk.correct_brief(target, changes, who.editor, EDITOR, base)
     except (InvalidInput, Conflict) as exc:
         if wants_json(request):
             raise
-        articles = await desk(request).articles()
+        articles = await desk.articles()
         return render(
             request,
             "brief_correct.html",
@@ -178,21 +165,21 @@ async def correct(request: Request) -> Response:
             section="desk",
             brief=current,
             form={**current.to_json(), **wanted},
-            credits=(await desk(request).credits(BRIEF, [brief_id]))[brief_id],
+            credits=(await desk.credits(BRIEF, [target]))[target],
             articles=[row.article for row in articles],
             error=exc.message,
         )
     if wants_json(request):
-        credits = (await desk(request).credits(BRIEF, [brief_id]))[brief_id]
+        credits = (await desk.credits(BRIEF, [target]))[target]
         return JSONResponse(brief_json(brief, credits))
     done = "corrected" if changes else "unchanged"
-    return see_other(f"/editor?done={done}#brief-{brief_id}")
+    return see_other(f"/editor?done={done}#brief-{target}")
 
 
 @page
 async def retract_form(request: Request) -> Response:
     await require_signed_in(request)
-    brief = await _current(request, _brief_id(request))
+    brief = await _current(request, brief_id(request))
     return render(
         request, "brief_retract.html", heading="Retract a brief", section="desk", brief=brief
     )
@@ -200,12 +187,11 @@ async def retract_form(request: Request) -> Response:
 
 @page
 async def retract(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
-    brief_id = _brief_id(request)
-    await desk(request).retract_brief(brief_id, who.editor, EDITOR)
+    _form, who = await signed_form(request)
+    target = brief_id(request)
+    await services_of(request).desk.retract_brief(target, who.editor, EDITOR)
     if wants_json(request):
-        return JSONResponse({"retracted": brief_id, "by": who.editor})
+        return JSONResponse({"retracted": target, "by": who.editor})
     return see_other("/editor?done=retracted")
 
 
@@ -213,7 +199,7 @@ async def retract(request: Request) -> Response:
 async def briefs_data(request: Request) -> Response:
     """The desk's list as JSON, for the script to refetch after missing events."""
     await require_signed_in(request)
-    d = desk(request)
+    d = services_of(request).desk
     listing = await d.content.list_briefs(limit=limits.DESK_BRIEFS)
     credits = await d.credits(BRIEF, [b.id for b in listing.items])
     items = [brief_json(b, credits[b.id]) for b in listing.items]
@@ -228,16 +214,15 @@ async def credits_data(request: Request) -> Response:
     ids = request.query_params.getlist("id")[: limits.LIST_LIMIT_MAX]
     if kind not in {"brief", "article", "comment"}:
         raise InvalidInput("kind must be brief, article or comment")
-    return JSONResponse(await desk(request).credits(kind, ids))
+    return JSONResponse(await services_of(request).desk.credits(kind, ids))
 
 
 routes = [
-    Route("/editor", desk_page, methods=["GET"]),
-    Route("/editor/briefs", publish, methods=["POST"]),
-    Route("/editor/briefs/{brief_id}", correct, methods=["POST"]),
-    Route("/editor/briefs/{brief_id}/correct", correct_form, methods=["GET"]),
-    Route("/editor/briefs/{brief_id}/retract", retract_form, methods=["GET"]),
-    Route("/editor/briefs/{brief_id}/retract", retract, methods=["POST"]),
-    Route("/editor/data/briefs", briefs_data, methods=["GET"]),
-    Route("/editor/data/credits", credits_data, methods=["GET"]),
+    resource("/editor", GET=desk_page),
+    resource("/editor/briefs", POST=publish),
+    resource("/editor/briefs/{brief_id}", POST=correct),
+    resource("/editor/briefs/{brief_id}/correct", GET=correct_form),
+    resource("/editor/briefs/{brief_id}/retract", GET=retract_form, POST=retract),
+    resource("/editor/data/briefs", GET=briefs_data),
+    resource("/editor/data/credits", GET=credits_data),
 ]

@@ -12,16 +12,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from livefeed import limits, models
-from livefeed.editor.briefs import desk, presence
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
-from livefeed.errors import NotFound
+from livefeed import limits
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import desk_list, page, see_other, signed_form, wants_json
 from livefeed.models import Comment
+from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
 from livefeed.storage.desk import COMMENT, comment_ref
+from livefeed.web.requests import article_slug, comment_id
+from livefeed.web.routing import resource
 
 DONE = {
     "hidden": "Comment hidden: it is gone from readers' pages.",
@@ -36,9 +36,12 @@ def comment_json(comment: Comment, credits: dict[str, str]) -> dict[str, Any]:
 
 
 async def _moderation(request: Request) -> dict[str, Any]:
-    d = desk(request)
+    """The latest comments and their articles, for a signed-in editor."""
+    await require_signed_in(request)
+    services = services_of(request)
+    d = services.desk
     comments, rows, readers = await asyncio.gather(
-        d.recent_comments(limits.DESK_COMMENTS), d.articles(), presence(request).read()
+        d.recent_comments(limits.DESK_COMMENTS), d.articles(), services.presence.read()
     )
     credits = await d.credits(COMMENT, [comment_ref(c.article, c.id) for c in comments])
     titles = {row.article.slug: row.article.title for row in rows}
@@ -57,48 +60,23 @@ async def _moderation(request: Request) -> dict[str, Any]:
     }
 
 
-@page
-async def moderation_page(request: Request) -> Response:
-    await require_signed_in(request)
-    found = await _moderation(request)
-    return render(
-        request,
-        "comments.html",
-        heading="Comments",
-        section="comments",
-        notice=DONE.get(request.query_params.get("done", "")),
-        desk={"page": "comments", "articles": found["titles"]},
-        **found,
-    )
-
-
-@page
-async def comments_data(request: Request) -> Response:
-    """The moderation list as JSON, for the script to refetch after missing notices."""
-    await require_signed_in(request)
-    found = await _moderation(request)
-    items = [
-        comment_json(c, found["credits"][comment_ref(c.article, c.id)]) for c in found["comments"]
-    ]
-    return JSONResponse({"items": items, "articles": found["titles"], "closed": found["closed"]})
+def _as_json(found: dict[str, Any]) -> dict[str, Any]:
+    credits, comments = found["credits"], found["comments"]
+    items = [comment_json(c, credits[comment_ref(c.article, c.id)]) for c in comments]
+    return {"items": items, "articles": found["titles"], "closed": found["closed"]}
 
 
 @page
 async def hide(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
-    slug = str(request.path_params["slug"])
-    comment_id = str(request.path_params["comment_id"])
-    if not (models.is_slug(slug) and models.is_id(comment_id)):
-        raise NotFound("no such comment")
-    await desk(request).hide_comment(slug, comment_id, who.editor, EDITOR)
+    _form, who = await signed_form(request)
+    slug, hidden = article_slug(request), comment_id(request)
+    await services_of(request).desk.hide_comment(slug, hidden, who.editor, EDITOR)
     if wants_json(request):
-        return JSONResponse({"hidden": comment_ref(slug, comment_id), "by": who.editor})
-    return see_other(f"/editor/comments?done=hidden#comment-{comment_id}")
+        return JSONResponse({"hidden": comment_ref(slug, hidden), "by": who.editor})
+    return see_other(f"/editor/comments?done=hidden#comment-{hidden}")
 
 
 routes = [
-    Route("/editor/comments", moderation_page, methods=["GET"]),
-    Route("/editor/data/comments", comments_data, methods=["GET"]),
-    Route("/editor/articles/{slug}/comments/{comment_id}/hide", hide, methods=["POST"]),
+    *desk_list("/editor/comments", "comments.html", "Comments", DONE, _moderation, _as_json),
+    resource("/editor/articles/{slug}/comments/{comment_id}/hide", POST=hide),
 ]

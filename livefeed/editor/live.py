@@ -13,9 +13,8 @@ changes or their account is removed (a notice says so), else at the next check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -25,9 +24,7 @@ from starlette.routing import Route
 from livefeed import errors, limits
 from livefeed.editor.session import SignedIn, is_still_signed_in, signed_in
 from livefeed.errors import Unauthorized
-from livefeed.fanout.readers import Readers
-from livefeed.storage.desk import Desk
-from livefeed.storage.presence import Presence
+from livefeed.services import services_of
 from livefeed.storage.sessions import session_tag
 from livefeed.web.requests import is_allowed_origin
 
@@ -37,38 +34,6 @@ HEADERS = {
 }
 
 
-class _Watcher:
-    __slots__ = ("overflowed", "queue")
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(limits.DESK_STREAM_QUEUE)
-        self.overflowed = asyncio.Event()
-
-
-class DeskFeed:
-    """Desk notices from the hub, handed to every open editor stream of this process."""
-
-    def __init__(self) -> None:
-        self._watchers: set[_Watcher] = set()
-
-    def on_message(self, data: bytes) -> None:
-        """The hub's callback for the desk channel: runs on the loop, never blocks."""
-        for watcher in self._watchers:
-            try:
-                watcher.queue.put_nowait(data)
-            except asyncio.QueueFull:
-                watcher.overflowed.set()
-
-    @contextlib.contextmanager
-    def watch(self) -> Iterator[_Watcher]:
-        watcher = _Watcher()
-        self._watchers.add(watcher)
-        try:
-            yield watcher
-        finally:
-            self._watchers.discard(watcher)
-
-
 def record(event: str, data: Any) -> bytes:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"event: {event}\ndata: {body}\n\n".encode()
@@ -76,9 +41,8 @@ def record(event: str, data: Any) -> bytes:
 
 async def snapshot(request: Request) -> dict[str, Any]:
     """What a page refreshes now and then: readers now, and the newest comment's name."""
-    presence: Presence = request.app.state.presence
-    desk: Desk = request.app.state.desk
-    readers, latest = await asyncio.gather(presence.read(), desk.latest_comment())
+    services = services_of(request)
+    readers, latest = await asyncio.gather(services.presence.read(), services.desk.latest_comment())
     return {"readers": readers.to_json(), "latest_comment": latest}
 
 
@@ -88,8 +52,8 @@ def _is_for(data: dict[str, str], who: SignedIn) -> bool:
 
 
 async def _records(request: Request, who: SignedIn) -> AsyncIterator[bytes]:
-    feed: DeskFeed = request.app.state.desk_feed
-    readers: Readers = request.app.state.readers
+    services = services_of(request)
+    feed, readers = services.desk_feed, services.readers
     loop = asyncio.get_running_loop()
     with feed.watch() as watcher:
         yield b"retry: 2000\n\n" + record("hello", await snapshot(request))
@@ -129,7 +93,7 @@ async def _records(request: Request, who: SignedIn) -> AsyncIterator[bytes]:
 
 
 async def live_stream(request: Request) -> Response:
-    if not is_allowed_origin(request, request.app.state.settings.allowed_origins):
+    if not is_allowed_origin(request, services_of(request).settings.allowed_origins):
         refused = errors.Forbidden(
             "this origin may not open the desk", code=errors.FORBIDDEN_ORIGIN
         )

@@ -14,15 +14,14 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from livefeed.editor import session as web_session
-from livefeed.editor.views import page, read_form, render, see_other
+from livefeed.editor.views import page, read_form, render, see_other, signed_form
 from livefeed.errors import Forbidden, RateLimited
-from livefeed.storage.editors import OPERATOR, Editors, clean_name, is_operator_token
-from livefeed.storage.logins import LoginGuard
-from livefeed.storage.sessions import Sessions
+from livefeed.services import services_of
+from livefeed.storage.editors import OPERATOR, clean_name, is_operator_token
 from livefeed.web.requests import client_address
+from livefeed.web.routing import resource
 
 logger = logging.getLogger("livefeed.editor")
 
@@ -66,9 +65,8 @@ async def login_form(request: Request) -> Response:
 
 async def _is_password(request: Request, name: str, password: str) -> bool:
     if name == OPERATOR:
-        return is_operator_token(request.app.state.settings.editor_token, password)
-    editors: Editors = request.app.state.editors
-    return await editors.verify_password(name, password)
+        return is_operator_token(services_of(request).settings.editor_token, password)
+    return await services_of(request).editors.verify_password(name, password)
 
 
 @page
@@ -81,8 +79,9 @@ async def login(request: Request) -> Response:
         return _login_page(request, exc.status, exc.message)
     name = clean_name(form.get("name", ""))[:_NAME_MAX]
     password = form.get("password", "")
-    address = client_address(request)
-    guard: LoginGuard = request.app.state.logins
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
+    guard = services.logins
     try:
         backoff = await guard.attempt(name, address)
     except RateLimited as exc:
@@ -100,7 +99,7 @@ async def login(request: Request) -> Response:
     version = await web_session.account_version(request, name)
     if version is None:  # removed while signing in
         return _login_page(request, 401, "Wrong name or password.", name)
-    sessions: Sessions = request.app.state.sessions
+    sessions = services.sessions
     previous = await web_session.signed_in(request)
     if previous is not None:  # signing in as someone else in the same browser
         await sessions.end(previous.session.id)
@@ -114,10 +113,8 @@ async def login(request: Request) -> Response:
 
 @page
 async def logout(request: Request) -> Response:
-    form = await read_form(request)
-    who = await web_session.require_writer(request, form)
-    sessions: Sessions = request.app.state.sessions
-    await sessions.end(who.session.id)
+    _form, who = await signed_form(request)
+    await services_of(request).sessions.end(who.session.id)
     logger.info("editor %s signed out", who.editor)
     response = see_other("/editor/login")
     web_session.clear_session_cookie(response, request)
@@ -125,7 +122,6 @@ async def logout(request: Request) -> Response:
 
 
 routes = [
-    Route("/editor/login", login_form, methods=["GET"]),
-    Route("/editor/login", login, methods=["POST"]),
-    Route("/editor/logout", logout, methods=["POST"]),
+    resource("/editor/login", GET=login_form, POST=login),
+    resource("/editor/logout", POST=logout),
 ]

@@ -12,15 +12,15 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from livefeed import models
-from livefeed.editor.briefs import desk
-from livefeed.editor.session import require_signed_in, require_writer
-from livefeed.editor.views import page, read_form, render, see_other, wants_json
+from livefeed.editor.session import require_signed_in
+from livefeed.editor.views import desk_list, page, see_other, signed_form, wants_json
 from livefeed.errors import NotFound
+from livefeed.services import services_of
 from livefeed.storage.content import EDITOR
-from livefeed.storage.moderation import PENDING, REPORTED, Moderation, QueueItem
+from livefeed.storage.moderation import PENDING, REPORTED
+from livefeed.web.requests import article_slug, comment_id
+from livefeed.web.routing import resource
 
 DONE = {
     "approve": "Comment approved: it is live on the article now.",
@@ -32,17 +32,15 @@ DONE = {
 ACTIONS = tuple(DONE)
 
 
-def _moderation(request: Request) -> Moderation:
-    found: Moderation = request.app.state.moderation
-    return found
-
-
 async def _queue(request: Request) -> dict[str, Any]:
-    moderation = _moderation(request)
+    """The queue, for a signed-in editor."""
+    await require_signed_in(request)
+    services = services_of(request)
+    moderation = services.moderation
     pending, reported, rows, sizes = await asyncio.gather(
         moderation.queue(PENDING),
         moderation.queue(REPORTED),
-        desk(request).articles(),
+        services.desk.articles(),
         moderation.sizes(),
     )
     return {
@@ -52,61 +50,35 @@ async def _queue(request: Request) -> dict[str, Any]:
     }
 
 
-def item_json(item: QueueItem) -> dict[str, Any]:
-    return item.to_json()
-
-
-@page
-async def queue_page(request: Request) -> Response:
-    await require_signed_in(request)
-    found = await _queue(request)
-    return render(
-        request,
-        "queue.html",
-        heading="Moderation queue",
-        section="queue",
-        notice=DONE.get(request.query_params.get("done", "")),
-        desk={"page": "queue", "articles": found["titles"]},
-        **found,
-    )
-
-
-@page
-async def queue_data(request: Request) -> Response:
-    """The queue as JSON: what the desk script shows, and the badge's count."""
-    await require_signed_in(request)
-    found = await _queue(request)
-    items = [item_json(i) for i in found["queue_items"]]
-    return JSONResponse(
-        {"items": items, "articles": found["titles"], "count": found["queue_count"]}
-    )
+def _as_json(found: dict[str, Any]) -> dict[str, Any]:
+    """What the desk script shows, and the badge's count."""
+    items = [item.to_json() for item in found["queue_items"]]
+    return {"items": items, "articles": found["titles"], "count": found["queue_count"]}
 
 
 @page
 async def moderate(request: Request) -> Response:
-    form = await read_form(request)
-    who = await require_writer(request, form)
-    slug = str(request.path_params["slug"])
-    comment_id = str(request.path_params["comment_id"])
+    _form, who = await signed_form(request)
+    slug, chosen = article_slug(request), comment_id(request)
     action = str(request.path_params["action"])
-    if not (models.is_slug(slug) and models.is_id(comment_id)) or action not in ACTIONS:
-        raise NotFound("no such comment or action")
-    d = desk(request)
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action[:40]!r}: {', '.join(ACTIONS)}")
+    services = services_of(request)
+    d = services.desk
     if action == "approve":
-        await d.approve_comment(slug, comment_id, who.editor, EDITOR)
+        await d.approve_comment(slug, chosen, who.editor, EDITOR)
     elif action in ("feature", "unfeature"):
-        await d.feature_comment(slug, comment_id, action == "feature", who.editor, EDITOR)
+        await d.feature_comment(slug, chosen, action == "feature", who.editor, EDITOR)
     elif action == "clear-reports":
-        await d.clear_reports(_moderation(request), slug, comment_id, who.editor)
+        await d.clear_reports(services.moderation, slug, chosen, who.editor)
     else:
-        await d.hide_comment(slug, comment_id, who.editor, EDITOR)
+        await d.hide_comment(slug, chosen, who.editor, EDITOR)
     if wants_json(request):
-        return JSONResponse({"done": action, "ref": f"{slug}/{comment_id}", "by": who.editor})
+        return JSONResponse({"done": action, "ref": f"{slug}/{chosen}", "by": who.editor})
     return see_other(f"/editor/moderation?done={action}")
 
 
 routes = [
-    Route("/editor/moderation", queue_page, methods=["GET"]),
-    Route("/editor/data/queue", queue_data, methods=["GET"]),
-    Route("/editor/moderation/{slug}/{comment_id}/{action}", moderate, methods=["POST"]),
+    *desk_list("/editor/moderation", "queue.html", "Moderation queue", DONE, _queue, _as_json),
+    resource("/editor/moderation/{slug}/{comment_id}/{action}", POST=moderate),
 ]

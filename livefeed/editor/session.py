@@ -22,7 +22,8 @@ from starlette.responses import Response
 
 from livefeed import errors, limits
 from livefeed.errors import Forbidden, Unauthorized
-from livefeed.storage.editors import OPERATOR, Editors
+from livefeed.services import services_of
+from livefeed.storage.editors import OPERATOR
 from livefeed.storage.sessions import Session, Sessions
 from livefeed.web.requests import is_allowed_origin, is_https
 
@@ -67,14 +68,20 @@ def operator_version(token: str | None) -> str | None:
 
 async def account_version(request: Request, editor: str) -> str | None:
     if editor == OPERATOR:
-        return operator_version(request.app.state.settings.editor_token)
-    editors: Editors = request.app.state.editors
-    return await editors.version(editor)
+        return operator_version(services_of(request).settings.editor_token)
+    return await services_of(request).editors.version(editor)
 
 
 def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.sessions
-    return sessions
+    return services_of(request).sessions
+
+
+def _signing_key(request: Request) -> bytes:
+    return services_of(request).session_key.get()
+
+
+def _is_https(request: Request) -> bool:
+    return is_https(request, services_of(request).settings.trusted_proxies)
 
 
 async def signed_in(request: Request) -> SignedIn | None:
@@ -84,7 +91,7 @@ async def signed_in(request: Request) -> SignedIn | None:
         return found
     found = None
     raw = request.cookies.get(COOKIE, "")
-    session_id = unsign(request.app.state.session_key, raw) if len(raw) < _COOKIE_MAX else None
+    session_id = unsign(_signing_key(request), raw) if len(raw) < _COOKIE_MAX else None
     if session_id is not None:
         session = await _sessions(request).find(session_id)
         if session is not None:
@@ -108,7 +115,7 @@ def require_same_site(request: Request) -> None:
     """Refuse a write that another site's page made the browser send."""
     if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
         raise Forbidden("cross-site requests cannot change anything here")
-    if not is_allowed_origin(request, request.app.state.settings.allowed_origins):
+    if not is_allowed_origin(request, services_of(request).settings.allowed_origins):
         raise Forbidden("this origin cannot change anything here", code=errors.FORBIDDEN_ORIGIN)
 
 
@@ -137,18 +144,18 @@ def _set(response: Response, request: Request, name: str, value: str, max_age: i
         path=PATH,
         httponly=True,
         samesite="lax",
-        secure=is_https(request),
+        secure=_is_https(request),
     )
 
 
 def set_session_cookie(response: Response, request: Request, session: Session) -> None:
-    value = sign(request.app.state.session_key, session.id)
+    value = sign(_signing_key(request), session.id)
     _set(response, request, COOKIE, value, limits.SESSION_MAX)
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
-        COOKIE, path=PATH, httponly=True, samesite="lax", secure=is_https(request)
+        COOKIE, path=PATH, httponly=True, samesite="lax", secure=_is_https(request)
     )
 
 

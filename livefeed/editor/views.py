@@ -13,13 +13,15 @@ from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute
 
-from livefeed import limits
-from livefeed.editor.session import SignedIn, signed_in
-from livefeed.errors import LivefeedError, RateLimited, Unauthorized, Unavailable
+from livefeed.editor.session import SignedIn, require_writer, signed_in
+from livefeed.errors import LivefeedError, Unauthorized
 from livefeed.storage.desk import Activity
 from livefeed.web import paths
+from livefeed.web.failures import error_page_context, retry_headers
 from livefeed.web.requests import read_body
+from livefeed.web.routing import resource
 from livefeed.web.templating import environment
 
 CONTENT_SECURITY_POLICY = (
@@ -93,6 +95,41 @@ def render(
     return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
+def desk_list(
+    path: str,
+    template: str,
+    heading: str,
+    done: dict[str, str],
+    load: Callable[[Request], Awaitable[dict[str, Any]]],
+    as_json: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[BaseRoute]:
+    """The routes of a desk list named after its template (``queue.html``: section, script
+    page and ``/editor/data/queue``): its page at ``path``, with the notice its last action
+    left (``?done=``), and its JSON, which the script refetches after missing notices.
+    ``load`` reads the list (with ``titles``, the articles' titles) for a signed-in editor."""
+    section = template.removesuffix(".html")
+
+    async def list_page(request: Request) -> Response:
+        found = await load(request)
+        return render(
+            request,
+            template,
+            heading=heading,
+            section=section,
+            notice=done.get(request.query_params.get("done", "")),
+            desk={"page": section, "articles": found["titles"]},
+            **found,
+        )
+
+    async def list_data(request: Request) -> Response:
+        return JSONResponse(as_json(await load(request)))
+
+    return [
+        resource(path, GET=page(list_page)),
+        resource(f"/editor/data/{section}", GET=page(list_data)),
+    ]
+
+
 def wants_json(request: Request) -> bool:
     """The page's script asks for JSON (and ``/editor/data/`` is JSON only); a plain form
     post gets HTML."""
@@ -112,35 +149,12 @@ def login_url(request: Request) -> str:
     return "/editor/login?next=" + quote(target, safe="/")
 
 
-def error_headers(error: LivefeedError) -> dict[str, str]:
-    if isinstance(error, RateLimited):
-        return {"Retry-After": str(error.retry_after)}
-    if isinstance(error, Unavailable):
-        return {"Retry-After": str(limits.RETRY_AFTER_REDIS_DOWN)}
-    return {}
-
-
 def error_response(request: Request, error: LivefeedError) -> Response:
     if wants_json(request):
-        return JSONResponse(error.to_json(), status_code=error.status, headers=error_headers(error))
+        return JSONResponse(error.to_json(), status_code=error.status, headers=retry_headers(error))
     if isinstance(error, Unauthorized):
         return see_other(login_url(request) if request.method == "GET" else "/editor/login")
-    heading = {
-        403: "Not allowed",
-        404: "Not found",
-        409: "Changed meanwhile",
-        413: "Too large",
-        429: "Too many requests",
-        503: "Temporarily unavailable",
-    }.get(error.status, "That did not work")
-    return render(
-        request,
-        "error.html",
-        status=error.status,
-        headers=error_headers(error),
-        heading=heading,
-        message=error.message,
-    )
+    return render(request, "error.html", **error_page_context(error, "That did not work"))
 
 
 def page(handler: Handler) -> Handler:
@@ -156,6 +170,13 @@ def page(handler: Handler) -> Handler:
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     return endpoint
+
+
+async def signed_form(request: Request) -> tuple[dict[str, str], SignedIn]:
+    """A write's form and the editor who sent it: 401 without a session, 403 without the
+    session's CSRF token (or from another site)."""
+    form = await read_form(request)
+    return form, await require_writer(request, form)
 
 
 async def read_form(request: Request) -> dict[str, str]:

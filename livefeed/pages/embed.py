@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from livefeed import events
 from livefeed.pages.reader import CONTENT_SECURITY_POLICY, render
-from livefeed.storage.content import Content
+from livefeed.services import services_of
 
 EMBED_BRIEFS = 10
 
@@ -28,8 +28,8 @@ def frame_ancestors(origins: tuple[str, ...]) -> str:
 
 async def read_next(request: Request) -> Response:
     """The latest briefs, live, for an ``<iframe>``."""
-    content: Content = request.app.state.content
-    listing = await content.list_briefs(limit=EMBED_BRIEFS)
+    services = services_of(request)
+    listing = await services.content.list_briefs(limit=EMBED_BRIEFS)
     positions = {events.BRIEFS: listing.last_event_id}
     live = {
         "page": "embed",
@@ -37,8 +37,8 @@ async def read_next(request: Request) -> Response:
         "cursor": events.encode_cursor(positions),
         "briefsLimit": EMBED_BRIEFS,
     }
-    request.app.state.stats.embeds["iframe"] += 1
-    policy = frame_ancestors(request.app.state.settings.embed_origins)
+    services.stats.embeds["iframe"] += 1
+    policy = frame_ancestors(services.settings.embed_origins)
     return render(
         "embed/read_next.html",
         headers={"Content-Security-Policy": policy},

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from livefeed import events, models
-from livefeed.storage.content import Content
+from livefeed.services import services_of
 from livefeed.web.templating import environment
 
 FEED_BRIEFS = 50
@@ -54,13 +54,11 @@ def _entry(brief: models.Brief, base: str) -> dict[str, Any]:
 
 
 def _count(request: Request, kind: str, status: int) -> None:
-    stats = getattr(request.app.state, "stats", None)
-    if stats is not None:
-        stats.feeds[kind, status] += 1
+    services_of(request).stats.feeds[kind, status] += 1
 
 
 async def _feed(request: Request, kind: str) -> Response:
-    content: Content = request.app.state.content
+    content = services_of(request).content
     headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     # The position alone decides a 304: no listing is read for a reader already up to date.
     etag = _etag(kind, await content.position(events.BRIEFS))

@@ -26,15 +26,16 @@ from livefeed.errors import (
     LivefeedError,
     NotFound,
     RateLimited,
-    Unavailable,
 )
+from livefeed.services import services_of
 from livefeed.web import paths
-from livefeed.web.requests import client_address, is_allowed_origin, read_body
+from livefeed.web.failures import error_page_context
+from livefeed.web.requests import article_slug, client_address, is_allowed_origin, read_body
 from livefeed.web.templating import environment
 
 if TYPE_CHECKING:
     from livefeed.models import Article
-    from livefeed.storage.content import Content
+    from livefeed.storage.comments import Threads
 
 ARTICLE_BRIEFS = 10  # the "Read next" column
 FRONT_BRIEFS = 20
@@ -74,23 +75,7 @@ async def not_found_page(request: Request) -> Response:
 
 
 def error_page(error: LivefeedError) -> Response:
-    headers = {}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-    elif isinstance(error, Unavailable):
-        headers["Retry-After"] = str(limits.RETRY_AFTER_REDIS_DOWN)
-    heading = {
-        400: "Bad request",
-        403: "Not allowed",
-        413: "Too large",
-        415: "Unsupported form",
-        422: "Invalid request",
-        429: "Too many requests",
-        503: "Temporarily unavailable",
-    }.get(error.status, "Something went wrong")
-    return render(
-        "error.html", status=error.status, headers=headers, heading=heading, message=error.message
-    )
+    return render("error.html", **error_page_context(error, "Something went wrong"))
 
 
 def _page(handler: Handler) -> Handler:
@@ -109,10 +94,6 @@ def _page(handler: Handler) -> Handler:
     return endpoint
 
 
-def _content(request: Request) -> Content:
-    return request.app.state.content  # type: ignore[no-any-return]
-
-
 def _query_id(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is None:
@@ -129,7 +110,7 @@ def _query_id(request: Request, name: str) -> str | None:
 async def front_page(request: Request) -> Response:
     """The latest briefs, newest first; ``?before=<id>`` pages through older ones."""
     before = _query_id(request, "before")
-    content = _content(request)
+    content = services_of(request).content
     listing, articles = await asyncio.gather(
         content.list_briefs(limit=FRONT_BRIEFS + 1, before=before),
         content.latest_articles(FRONT_ARTICLES) if before is None else _no_articles(),
@@ -175,9 +156,7 @@ async def _no_articles() -> list[Article]:
 
 
 async def _article_context(request: Request, slug: str) -> dict[str, Any]:
-    content = _content(request)
-    if not models.is_slug(slug):
-        raise NotFound(f"no article {slug!r}")
+    content = services_of(request).content
     # The position is read before the article, so an update in between is replayed, not lost.
     article_position = await content.position(events.article_topic(slug))
     article = await content.get_article(slug)
@@ -190,14 +169,7 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
         content.comments.mode(slug),
         content.comments.count(slug),
     )
-    page = threads.items[:ARTICLE_COMMENTS]
-    more = len(threads.items) > ARTICLE_COMMENTS
-    featured = threads.featured if before is None else []
-    pinned = {c.id for c in featured}
-    # Oldest first, new ones append; featured comments are pinned above, not repeated.
-    shown = [t.comment for t in reversed(page) if t.comment.id not in pinned]
-    replies = {t.comment.id: t.replies for t in page}
-    reply_counts = {t.comment.id: t.reply_count for t in page}
+    comments = _comments_page(threads, first=before is None)
     replying_to = None
     reply_to = _query_id(request, "reply_to")
     if reply_to is not None:
@@ -207,14 +179,6 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
         events.comments_topic(slug): threads.last_event_id,
         events.article_topic(slug): article_position,
     }
-    live = {
-        "page": "article",
-        "slug": slug,
-        "positions": positions,
-        "cursor": events.encode_cursor(positions),
-        "briefsLimit": ARTICLE_BRIEFS,
-        "commentsMore": more,
-    }
     counts = await content.comments.counts([b.article for b in briefs.items if b.article])
     return {
         "page_kind": "article",
@@ -222,20 +186,42 @@ async def _article_context(request: Request, slug: str) -> dict[str, Any]:
         "briefs": briefs.items,
         "briefs_limit": ARTICLE_BRIEFS,
         "brief_counts": counts,
-        "comments": shown,
-        "featured": featured,
-        "replies": replies,
-        "reply_counts": reply_counts,
-        "comments_more": more,
-        "comments_oldest": page[-1].comment.id if page else None,
+        **comments,
         "comment_count": count,
         "comment_count_text": comment_count_text(count),
         "comments_closed": mode == "closed",
-        "live": live,
+        "live": _article_live(slug, positions, comments["comments_more"]),
         "form": {"author": "", "text": "", "reply_to": replying_to.id if replying_to else ""},
         "replying_to": replying_to,
         "form_error": None,
         "held": request.query_params.get("held") == "1",
+    }
+
+
+def _comments_page(threads: Threads, first: bool) -> dict[str, Any]:
+    """One page of an article's comments; the ``first`` page carries the featured ones."""
+    page = threads.items[:ARTICLE_COMMENTS]
+    featured = threads.featured if first else []
+    pinned = {c.id for c in featured}
+    return {
+        # Oldest first, new ones append; featured comments are pinned above, not repeated.
+        "comments": [t.comment for t in reversed(page) if t.comment.id not in pinned],
+        "featured": featured,
+        "replies": {t.comment.id: t.replies for t in page},
+        "reply_counts": {t.comment.id: t.reply_count for t in page},
+        "comments_more": len(threads.items) > ARTICLE_COMMENTS,
+        "comments_oldest": page[-1].comment.id if page else None,
+    }
+
+
+def _article_live(slug: str, positions: dict[str, str], more: bool) -> dict[str, Any]:
+    return {
+        "page": "article",
+        "slug": slug,
+        "positions": positions,
+        "cursor": events.encode_cursor(positions),
+        "briefsLimit": ARTICLE_BRIEFS,
+        "commentsMore": more,
     }
 
 
@@ -247,7 +233,7 @@ def comment_count_text(count: int) -> str:
 @_page
 async def article_page(request: Request) -> Response:
     """The article, its live "Read next" column, its live comments and the comment form."""
-    context = await _article_context(request, request.path_params["slug"])
+    context = await _article_context(request, article_slug(request))
     return render("article.html", **context)
 
 
@@ -256,8 +242,7 @@ async def article_page(request: Request) -> Response:
 
 def _is_allowed_origin(request: Request) -> bool:
     """Browsers send Origin on form posts; refuse ones from sites we do not trust."""
-    settings = getattr(request.app.state, "settings", None)
-    return is_allowed_origin(request, getattr(settings, "allowed_origins", ()))
+    return is_allowed_origin(request, services_of(request).settings.allowed_origins)
 
 
 async def _read_form(request: Request) -> dict[str, list[str]]:
@@ -276,9 +261,7 @@ async def _read_form(request: Request) -> dict[str, list[str]]:
 @_page
 async def post_comment_form(request: Request) -> Response:
     """Post a comment from the plain HTML form, then go back to the article (303)."""
-    slug = request.path_params["slug"]
-    if not models.is_slug(slug):
-        raise NotFound(f"no article {slug!r}")
+    slug = article_slug(request)
     if not _is_allowed_origin(request):
         error = LivefeedError(
             "comments can only be posted from this site", code=errors.FORBIDDEN_ORIGIN
@@ -287,8 +270,10 @@ async def post_comment_form(request: Request) -> Response:
         return error_page(error)
     fields = await _read_form(request)
     form = {name: (fields.get(name) or [""])[0] for name in ("author", "text", "reply_to")}
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
     try:
-        comment = await _content(request).post_comment(slug, form, client_address(request))
+        comment = await services.content.post_comment(slug, form, address)
     except (InvalidInput, RateLimited) as exc:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
         context = await _article_context(request, slug)

@@ -12,7 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from livefeed import limits
-from livefeed.fanout.readers import Readers
+from livefeed.lifecycle import DRAIN_READERS
 from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol
 
 
@@ -77,9 +77,10 @@ class Server(uvicorn.Server):
             gc.set_threshold(*GC_THRESHOLDS)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        readers = _readers_of(self.config.loaded_app if self.config.loaded else self.config.app)
-        if readers is not None:
-            await readers.drain()
+        # The app offers the drain in its lifespan state: no walk through uvicorn's wrappers.
+        drain = self.lifespan.state.get(DRAIN_READERS)
+        if drain is not None:
+            await drain()
         await self._stop_accepting()
         # uvicorn tells the connections it has now to finish; one accepted just before the
         # listener closed joins a moment later, and is turned away at once (protocols).
@@ -98,15 +99,3 @@ class Server(uvicorn.Server):
                 with contextlib.suppress(Exception):  # uvloop serves without add_reader
                     loop.remove_reader(sock.fileno())
         await asyncio.sleep(0.05)
-
-
-def _readers_of(app: Any) -> Readers | None:
-    """The Readers of our app, under whatever wrappers uvicorn put around it."""
-    for _ in range(10):
-        readers = getattr(getattr(app, "state", None), "readers", None)
-        if isinstance(readers, Readers):
-            return readers
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None

@@ -21,6 +21,7 @@ from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
 from livefeed.fanout.readers import SSE, Readers
 from livefeed.fanout.subscription import Subscription
+from livefeed.services import services_of
 from livefeed.stats import Stats
 from livefeed.web.requests import is_allowed_origin
 
@@ -40,7 +41,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def events_endpoint(request: Request) -> Response:
-    if not is_allowed_origin(request, request.app.state.settings.allowed_origins):
+    if not is_allowed_origin(request, services_of(request).settings.allowed_origins):
         return _error(403, errors.FORBIDDEN_ORIGIN, "this origin may not open a live stream")
     topics = request.query_params.getlist("topic")
     if not topics:
@@ -54,11 +55,11 @@ async def events_endpoint(request: Request) -> Response:
     positions: dict[str, str] | None = {}
     if cursor:
         positions = decode_cursor(cursor)
-    readers: Readers = request.app.state.readers
+    readers: Readers = services_of(request).readers
     if readers.going_away.is_set():
         return _error(503, errors.UNAVAILABLE, "server is restarting, reconnect")
-    subscription = Subscription(request.app.state.hub, request.app.state.log)
-    stats: Stats = request.app.state.stats
+    subscription = Subscription(services_of(request).hub, services_of(request).log)
+    stats: Stats = services_of(request).stats
     known: dict[str, str] = {}
     try:
         for topic in dict.fromkeys(topics):

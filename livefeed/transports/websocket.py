@@ -33,6 +33,7 @@ from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
 from livefeed.fanout.hub import Hub
 from livefeed.fanout.readers import WS, Readers
 from livefeed.fanout.subscription import Outgoing, Sink, Subscription
+from livefeed.services import services_of
 from livefeed.stats import Stats
 from livefeed.storage.eventlog import EventLog
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
@@ -127,7 +128,7 @@ def _sink(writer: FrameWriter, frames: _Frames) -> Sink:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    state = websocket.app.state
+    state = services_of(websocket)
     hub: Hub = state.hub
     log: EventLog = state.log
     readers: Readers = state.readers

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livefeed import errors
 from livefeed.errors import CloseCode
-from livefeed.web.requests import client_address, is_https
+from livefeed.web.requests import Networks, client_address, is_https
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -59,9 +59,10 @@ async def _send_json(
 class Guard:
     """Refuses connections over the per-address cap; adds security headers."""
 
-    def __init__(self, app: ASGIApp, max_per_address: int) -> None:
+    def __init__(self, app: ASGIApp, max_per_address: int, trusted_proxies: Networks) -> None:
         self._app = app
         self._max = max_per_address
+        self._trusted = trusted_proxies
         self._live: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +77,7 @@ class Guard:
         if not is_live:
             await self._app(scope, receive, self._with_headers(send, connection))
             return
-        address = client_address(connection)
+        address = client_address(connection, self._trusted)
         if self._live[address] >= self._max:
             await self._refuse(scope, send)
             return
@@ -89,7 +90,8 @@ class Guard:
                 del self._live[address]
 
     def _with_headers(self, send: Send, connection: HTTPConnection) -> Send:
-        extra = [*SECURITY_HEADERS, HSTS] if is_https(connection) else SECURITY_HEADERS
+        secure = is_https(connection, self._trusted)
+        extra = [*SECURITY_HEADERS, HSTS] if secure else SECURITY_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -19,7 +19,8 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -37,11 +38,47 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livefeed import errors
-from livefeed.stats import LATENCY_BUCKETS, Stats
+from livefeed.settings import Settings
+from livefeed.stats import LATENCY_BUCKETS, LatencyHistogram, Stats
 
 logger = logging.getLogger("livefeed.http")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+# Every counter a scrape reads: its name, where its counts are (read from the collector's
+# state), its label names, and its help. The counts are a Counter keyed by the label values
+# (one value, or a tuple of them), or a single number when it has no labels.
+_COUNTERS: tuple[tuple[str, str, str, str], ...] = (
+    ("livefeed_events_published", "stats.published", "type source",
+     "Events published by this process."),
+    ("livefeed_frames_delivered", "stats.delivered", "transport",
+     "Event frames written to readers."),
+    ("livefeed_slow_consumer_disconnects", "stats.slow_disconnects", "transport",
+     "Readers closed for reading too slowly."),
+    ("livefeed_resumes", "stats.resumes", "recovered",
+     "Subscriptions with a since id, by whether it was served."),
+    ("livefeed_ingest_dead_letters", "stats.dead_letters", "source",
+     "Ingest payloads sent to the dead-letter stream."),
+    ("livefeed_http_requests", "stats.http", "route status",
+     "HTTP requests by route and status."),
+    ("livefeed_feed_requests", "stats.feeds", "feed status",
+     "Atom and JSON feed requests, by feed and status (304: the reader was up to date)."),
+    ("livefeed_embed_readers", "stats.embeds", "kind",
+     "Embedded readers: /embed/read-next page views and live connections from other sites."),
+    ("livefeed_pushes", "stats.pushes", "outcome",
+     "Web Push outcomes per subscription: sent, failed, removed (gone), retried."),
+    ("livefeed_redis_reconnects", "hub.reconnects", "",
+     "Pub/sub reconnects."),
+    ("livefeed_pubsub_gaps", "hub.gaps", "",
+     "Live gaps noticed and replayed."),
+    ("livefeed_pubsub_silent", "hub.silent", "",
+     "Liveness probes that did not come back."),
+    ("livefeed_redis_failovers", "hub.failovers", "",
+     "Times the Redis primary moved (Sentinel) or a cluster slot range changed owner."),
+    ("livefeed_redis_writes_refused_seconds", "stats.refusing_seconds", "",
+     "Seconds writes were refused because Redis could not take or replicate them."),
+)  # fmt: skip
 
 
 class LivefeedCollector(Collector):
@@ -52,121 +89,66 @@ class LivefeedCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
-        stats: Stats = state.stats
-        clients = GaugeMetricFamily(
-            "livefeed_connected_clients", "Readers connected now.", labels=["transport"]
-        )
-        for transport, count in state.readers.counts().items():
-            clients.add_metric([transport], count)
-        yield clients
+        yield _clients(state.readers.counts())
+        yield _subscriptions(state.hub.topics())
+        for name, source, labels, documentation in _COUNTERS:
+            counts = attrgetter(source)(state)
+            yield _counter(name, documentation, labels.split(), counts)
+        yield _latency(state.stats.latency)
 
-        subscriptions = GaugeMetricFamily(
-            "livefeed_subscriptions", "Reader subscriptions by topic kind.", labels=["kind"]
-        )
-        by_kind: Counter[str] = Counter({"briefs": 0, "comments": 0, "article": 0})
-        for topic, listeners in state.hub.topics().items():
-            by_kind[topic.split(":", 1)[0]] += listeners
-        for kind, count in sorted(by_kind.items()):
-            subscriptions.add_metric([kind], count)
-        yield subscriptions
 
-        yield _counter(
-            "livefeed_events_published",
-            "Events published by this process.",
-            ["type", "source"],
-            {(t, s): n for (t, s), n in stats.published.items()},
-        )
-        yield _counter(
-            "livefeed_frames_delivered",
-            "Event frames written to readers.",
-            ["transport"],
-            {(t,): n for t, n in stats.delivered.items()},
-        )
-        yield _counter(
-            "livefeed_slow_consumer_disconnects",
-            "Readers closed for reading too slowly.",
-            ["transport"],
-            {(t,): n for t, n in stats.slow_disconnects.items()},
-        )
-        yield _counter(
-            "livefeed_resumes",
-            "Subscriptions with a since id, by whether it was served.",
-            ["recovered"],
-            {(str(r).lower(),): n for r, n in stats.resumes.items()},
-        )
-        yield _counter(
-            "livefeed_ingest_dead_letters",
-            "Ingest payloads sent to the dead-letter stream.",
-            ["source"],
-            {(s,): n for s, n in stats.dead_letters.items()},
-        )
-        yield _counter(
-            "livefeed_http_requests",
-            "HTTP requests by route and status.",
-            ["route", "status"],
-            {(r, str(s)): n for (r, s), n in stats.http.items()},
-        )
-        yield _counter(
-            "livefeed_feed_requests",
-            "Atom and JSON feed requests, by feed and status (304: the reader was up to date).",
-            ["feed", "status"],
-            {(f, str(s)): n for (f, s), n in stats.feeds.items()},
-        )
-        yield _counter(
-            "livefeed_embed_readers",
-            "Embedded readers: /embed/read-next page views and live connections from other sites.",
-            ["kind"],
-            {(k,): n for k, n in stats.embeds.items()},
-        )
-        yield _counter(
-            "livefeed_pushes",
-            "Web Push outcomes per subscription: sent, failed, removed (gone), retried.",
-            ["outcome"],
-            {(o,): n for o, n in stats.pushes.items()},
-        )
-        hub = state.hub
-        yield _counter("livefeed_redis_reconnects", "Pub/sub reconnects.", [], {(): hub.reconnects})
-        yield _counter(
-            "livefeed_pubsub_gaps", "Live gaps noticed and replayed.", [], {(): hub.gaps}
-        )
-        yield _counter(
-            "livefeed_pubsub_silent",
-            "Liveness probes that did not come back.",
-            [],
-            {(): hub.silent},
-        )
-        yield _counter(
-            "livefeed_redis_failovers",
-            "Times the Redis primary moved (Sentinel) or a cluster slot range changed owner.",
-            [],
-            {(): hub.failovers},
-        )
-        yield _counter(
-            "livefeed_redis_writes_refused_seconds",
-            "Seconds writes were refused because Redis could not take or replicate them.",
-            [],
-            {(): stats.refusing_seconds},
-        )
-        latency = stats.latency
-        cumulative, buckets = 0, []
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), latency.counts, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        histogram = HistogramMetricFamily(
-            "livefeed_deliver_latency_seconds",
-            "Time from an event's publication (its id's timestamp) to its frame being written.",
-        )
-        histogram.add_metric([], buckets, latency.sum)
-        yield histogram
+def _clients(counts: Mapping[str, int]) -> Metric:
+    clients = GaugeMetricFamily(
+        "livefeed_connected_clients", "Readers connected now.", labels=["transport"]
+    )
+    for transport, count in counts.items():
+        clients.add_metric([transport], count)
+    return clients
+
+
+def _subscriptions(topics: Mapping[str, int]) -> Metric:
+    subscriptions = GaugeMetricFamily(
+        "livefeed_subscriptions", "Reader subscriptions by topic kind.", labels=["kind"]
+    )
+    by_kind: Counter[str] = Counter({"briefs": 0, "comments": 0, "article": 0})
+    for topic, listeners in topics.items():
+        by_kind[topic.split(":", 1)[0]] += listeners
+    for kind, count in sorted(by_kind.items()):
+        subscriptions.add_metric([kind], count)
+    return subscriptions
 
 
 def _counter(
-    name: str, documentation: str, labels: list[str], values: Mapping[tuple[str, ...], float]
-) -> CounterMetricFamily:
+    name: str, documentation: str, labels: list[str], counts: Mapping[Any, float] | float
+) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
-    for label_values, value in sorted(values.items()):
+    by_labels = (
+        {_label_values(key): n for key, n in counts.items()}
+        if isinstance(counts, Mapping)
+        else {(): counts}
+    )
+    for label_values, value in sorted(by_labels.items()):
         family.add_metric(list(label_values), value)
     return family
+
+
+def _label_values(key: Any) -> tuple[str, ...]:
+    """Prometheus label values for a Counter key: ``True`` is "true", 200 is "200"."""
+    values = key if isinstance(key, tuple) else (key,)
+    return tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+
+
+def _latency(latency: LatencyHistogram) -> Metric:
+    cumulative, buckets = 0, []
+    for bound, count in zip((*LATENCY_BUCKETS, float("inf")), latency.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    histogram = HistogramMetricFamily(
+        "livefeed_deliver_latency_seconds",
+        "Time from an event's publication (its id's timestamp) to its frame being written.",
+    )
+    histogram.add_metric([], buckets, latency.sum)
+    return histogram
 
 
 def registry_for(state: Any) -> CollectorRegistry:
@@ -186,14 +168,19 @@ def _authorized(authorization: str, token: str | None) -> bool:
 _UNAUTHORIZED = errors.Unauthorized("metrics need Authorization: Bearer <metrics token>")
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    settings = request.app.state.settings
-    if settings.metrics_port is not None:  # served on the internal port only
-        raise errors.NotFound("no such route")
-    if not _authorized(request.headers.get("authorization", ""), settings.metrics_token):
-        return JSONResponse(_UNAUTHORIZED.to_json(), status_code=401)
-    body = generate_latest(request.app.state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE)
+def metrics_endpoint(
+    settings: Settings, registry: CollectorRegistry
+) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` on the app's own port (when no metrics port is set)."""
+
+    async def metrics(request: Request) -> Response:
+        if settings.metrics_port is not None:  # served on the internal port only
+            raise errors.NotFound("no such route")
+        if not _authorized(request.headers.get("authorization", ""), settings.metrics_token):
+            return JSONResponse(_UNAUTHORIZED.to_json(), status_code=401)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+
+    return metrics
 
 
 class MetricsListener:

@@ -9,20 +9,46 @@ from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 
-from livefeed import limits
-from livefeed.errors import BadJSON, InvalidInput, PayloadTooLarge, RequestTimeout
+from livefeed import limits, models
+from livefeed.errors import BadJSON, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout
+
+Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
-def client_address(connection: HTTPConnection) -> str:
+def article_slug(request: Request) -> str:
+    """The ``{slug}`` of the path; NotFound unless it could name an article."""
+    slug = str(request.path_params["slug"])
+    if not models.is_slug(slug):
+        raise NotFound(f"no article {slug[:80]!r}")
+    return slug
+
+
+def brief_id(request: Request) -> str:
+    """The ``{brief_id}`` of the path; NotFound unless it could name a brief."""
+    return _path_id(request, "brief_id", "brief")
+
+
+def comment_id(request: Request) -> str:
+    """The ``{comment_id}`` of the path; NotFound unless it could name a comment."""
+    return _path_id(request, "comment_id", "comment")
+
+
+def _path_id(request: Request, name: str, what: str) -> str:
+    value = str(request.path_params[name])
+    if not models.is_id(value):
+        raise NotFound(f"no {what} {value[:64]!r}")
+    return value
+
+
+def client_address(connection: HTTPConnection, trusted: Networks) -> str:
     """The address a request came from, used for per-client limits (SPEC "Client addresses").
 
-    The TCP peer, unless the peer is one of ``LIVEFEED_TRUSTED_PROXIES``: then the client is
-    the right-most ``X-Forwarded-For`` (else ``Forwarded: for=``) address that is not itself
-    a trusted proxy (anything left of it could be forged by the client). IPv6 clients are
-    counted per /64, which is what one household or one host usually gets.
+    The TCP peer, unless the peer is one of ``trusted`` (``LIVEFEED_TRUSTED_PROXIES``): then
+    the client is the right-most ``X-Forwarded-For`` (else ``Forwarded: for=``) address that
+    is not itself a trusted proxy (anything left of it could be forged by the client). IPv6
+    clients are counted per /64, which is what one household or one host usually gets.
     """
     peer = connection.client.host if connection.client else "unknown"
-    trusted = _trusted(connection)
     if not _is_in(peer, trusted):
         return _per_client(peer)
     for hop in reversed(_forwarded_for(connection)):
@@ -31,12 +57,12 @@ def client_address(connection: HTTPConnection) -> str:
     return _per_client(peer)
 
 
-def is_https(connection: HTTPConnection) -> bool:
+def is_https(connection: HTTPConnection, trusted: Networks) -> bool:
     """True when the browser talks HTTPS to us (directly, or to a trusted proxy)."""
     if connection.url.scheme in {"https", "wss"}:
         return True
     peer = connection.client.host if connection.client else ""
-    if not _is_in(peer, _trusted(connection)):
+    if not _is_in(peer, trusted):
         return False
     header = connection.headers.get("x-forwarded-proto")
     # The first value is what the outermost proxy saw: the browser's own scheme.
@@ -85,13 +111,7 @@ def _per_client(address: str) -> str:
     return str(ip)
 
 
-def _trusted(connection: HTTPConnection) -> tuple[IPv4Network | IPv6Network, ...]:
-    app = connection.scope.get("app")
-    settings = getattr(getattr(app, "state", None), "settings", None)
-    return getattr(settings, "trusted_proxies", ())
-
-
-def _is_in(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+def _is_in(address: str, networks: Networks) -> bool:
     if not networks:
         return False
     try:

@@ -6,9 +6,8 @@
 // "comment" (a comment record), "credit" (a desk log entry), "state" {state}, "signed-out".
 
 import { backoffDelay } from "../live/connection.js";
+import { DESK_RECORD_TYPES } from "../live/event-types.js";
 import { showSignedOut } from "./common.js";
-
-const RECORDS = ["hello", "readers", "comment.created", "credit", "signed-out", "queue"];
 
 export class DeskStream extends EventTarget {
   constructor(path = "/editor/live") {
@@ -44,7 +43,7 @@ export class DeskStream extends EventTarget {
       this.attempt = 0;
       this.setState("connected");
     };
-    for (const type of RECORDS) {
+    for (const type of DESK_RECORD_TYPES) {
       source.addEventListener(type, (record) => {
         let data;
         try {

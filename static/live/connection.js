@@ -7,6 +7,8 @@
 //   "event"      detail {type, topic, id, data} a live event, in topic order
 //   "subscribed" detail {topic, recovered}    a topic is live; recovered=false: refetch it
 
+import { SSE_RECORD_TYPES } from "./event-types.js";
+
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30000;
 const TRY_LATER_MIN_MS = 5000; // after 1013 "too slow": give the server room first
@@ -18,19 +20,6 @@ const PONG_TIMEOUT_MS = 10000;
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_TRY_AGAIN_LATER = 1013;
-
-// Every named record the SSE endpoint sends; EventSource only dispatches names it is told.
-const SSE_RECORD_TYPES = [
-  "subscribed",
-  "brief.published",
-  "brief.updated",
-  "brief.deleted",
-  "comment.created",
-  "comment.deleted",
-  "comment.updated",
-  "article.updated",
-  "comments.count",
-];
 
 /** Full jitter: a random delay in [0, min(cap, base * 2^attempt)). */
 export function backoffDelay(attempt, base = BACKOFF_BASE_MS, cap = BACKOFF_CAP_MS) {

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.editor_support import serve_second_server  # noqa: F401 (fixture second_server)
 from tests.helpers import FACTOR, TIMEOUT, auth
 
 try:
@@ -168,6 +169,7 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
 
 BRIEFS = '[data-live="briefs"] [data-brief-id]'
 COMMENTS = '[data-live="comments"] [data-comment-id]'
+COMMENT_FORM = 'form[data-live="comment-form"]'
 
 
 async def brief_ids(page: Page) -> list[str]:
@@ -187,6 +189,31 @@ async def wait_live(page: Page, timeout_ms: float = BROWSER_TIMEOUT_MS) -> None:
     """Wait until the page's live connection is up and its topics are subscribed."""
     status = page.locator('[data-live="status"]')
     await expect(status).to_have_attribute("data-state", "connected", timeout=timeout_ms)
+
+
+async def post_form(page: Page, author: str, text: str) -> None:
+    """Post a comment through the article page's form, as a reader types it."""
+    form = page.locator(COMMENT_FORM)
+    await form.get_by_label("Your name").fill(author)
+    await form.get_by_label("Your comment").fill(text)
+    await form.get_by_role("button", name="Post comment").click()
+
+
+Visitor = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+def visit(live_server: Any, open_page: Opener) -> Visitor:
+    """``await visit(path, **options)``: a reader's page of ``live_server`` (``options`` as
+    for ``open_page``), returned once it is live; without JavaScript, once it has loaded."""
+
+    async def visit_(path: str, **options: Any) -> Page:
+        page = (await open_page(f"{live_server.url}{path}", **options)).page
+        if options.get("js", True):
+            await wait_live(page)
+        return page
+
+    return visit_
 
 
 @dataclass

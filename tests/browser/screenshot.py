@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, Playwright, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -31,8 +33,8 @@ SLUG = "xi-putin-moscow-talks"
 TOKEN = "screenshot-token"
 
 
-def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LIVEFEED_EDITOR_TOKEN": TOKEN}
+def start_server(port: int, data_dir: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LIVEFEED_EDITOR_TOKEN": TOKEN, **extra_env}
     args = [sys.executable, "-m", "livefeed", "serve", "--demo", "--port", str(port)]
     args += ["--data-dir", data_dir]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
@@ -52,12 +54,32 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("livefeed serve was not ready within 30 s")
 
 
-async def shoot(url: str, output: Path, dark: bool) -> None:
+@contextlib.contextmanager
+def demo_server(**env: str) -> Iterator[str]:
+    """``livefeed serve --demo`` (with ``env`` added) on a free port, in a data dir of its
+    own that goes away with it; its URL, once it is ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="livefeed-shot-") as data_dir:
+        process = start_server(port, data_dir, env)
+        try:
+            wait_ready(url, process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+async def launch_chromium(playwright: Playwright) -> Browser:
     executable = chromium_path()
     if executable is None:
         raise SystemExit("Chromium not found: apt-get install -y chromium")
+    return await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+async def shoot(url: str, output: Path, dark: bool) -> None:
     async with async_playwright() as playwright, httpx.AsyncClient(base_url=url) as api:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = await launch_chromium(playwright)
         context = await browser.new_context(
             viewport={"width": 1280, "height": 1500},
             color_scheme="dark" if dark else "light",
@@ -98,16 +120,8 @@ def main() -> None:
     parser.add_argument("output", nargs="?", default=str(ROOT / "docs" / "screenshot.png"))
     parser.add_argument("--dark", action="store_true", help="prefer the dark colour scheme")
     options = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="livefeed-shot-") as data_dir:
-        process = start_server(port, data_dir)
-        try:
-            wait_ready(url, process)
-            asyncio.run(shoot(url, Path(options.output), options.dark))
-        finally:
-            process.terminate()
-            process.wait(30)
+    with demo_server() as url:
+        asyncio.run(shoot(url, Path(options.output), options.dark))
     print(f"saved {options.output}")
 
 

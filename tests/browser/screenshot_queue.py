@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,21 +20,7 @@ from playwright.async_api import async_playwright, expect
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: E402
-from tests.browser.screenshot import SLUG, TOKEN, wait_ready  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
-
-
-def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-        "LIVEFEED_COMMENT_BLOCKLIST": "idiots",
-        "LIVEFEED_TRUSTED_PROXIES": "127.0.0.1",
-    }
-    args = [sys.executable, "-m", "livefeed", "serve", "--demo", "--port", str(port)]
-    args += ["--data-dir", data_dir]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+from tests.browser.screenshot import SLUG, TOKEN, demo_server, launch_chromium  # noqa: E402
 
 
 async def readers_write(api: httpx.AsyncClient) -> None:
@@ -66,12 +49,9 @@ async def readers_write(api: httpx.AsyncClient) -> None:
 
 
 async def shoot(url: str, output: Path) -> None:
-    executable = chromium_path()
-    if executable is None:
-        raise SystemExit("Chromium not found: apt-get install -y chromium")
     async with async_playwright() as playwright, httpx.AsyncClient(base_url=url) as api:
         await readers_write(api)
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = await launch_chromium(playwright)
         context = await browser.new_context(
             viewport={"width": 1280, "height": 900}, reduced_motion="reduce"
         )
@@ -96,16 +76,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", default=str(ROOT / "docs" / "moderation-queue.png"))
     options = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="livefeed-shot-") as data_dir:
-        process = start_server(port, data_dir)
-        try:
-            wait_ready(url, process)
-            asyncio.run(shoot(url, Path(options.output)))
-        finally:
-            process.terminate()
-            process.wait(30)
+    # A word on the blocklist holds a comment; loopback is the trusted proxy, so the three
+    # reports (X-Forwarded-For) come from three readers.
+    env = {"LIVEFEED_COMMENT_BLOCKLIST": "idiots", "LIVEFEED_TRUSTED_PROXIES": "127.0.0.1"}
+    with demo_server(**env) as url:
+        asyncio.run(shoot(url, Path(options.output)))
     print(f"saved {options.output}")
 
 

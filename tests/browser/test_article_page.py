@@ -7,7 +7,17 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import BRIEFS, COMMENTS, Newsroom, Opener, brief_ids, wait_live
+from tests.browser.conftest import (
+    BRIEFS,
+    COMMENT_FORM,
+    COMMENTS,
+    Newsroom,
+    Opener,
+    Visitor,
+    brief_ids,
+    post_form,
+    wait_live,
+)
 
 SLUG = "xi-putin-talks"
 
@@ -42,13 +52,11 @@ async def test_article_page_shows_article_read_next_and_comment_form(
 
 
 async def test_published_brief_appears_at_top_without_reload(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
     first = await newsroom.publish("First brief.")
-    watched = await open_page(f"{live_server.url}/articles/{SLUG}")
-    page = watched.page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
 
     fresh = await newsroom.publish("Breaking off: a brand new brief.")
     top = page.locator(BRIEFS).first
@@ -58,18 +66,13 @@ async def test_published_brief_appears_at_top_without_reload(
 
 
 async def test_comment_posted_on_second_page_appears_on_first(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    live_server: Any, newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    reader = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    writer = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(reader)
-    await wait_live(writer)
+    reader = await visit(f"/articles/{SLUG}")
+    writer = await visit(f"/articles/{SLUG}")
 
-    form = writer.locator('form[data-live="comment-form"]')
-    await form.get_by_label("Your name").fill("Anna")
-    await form.get_by_label("Your comment").fill("A historic meeting.\nWorth watching.")
-    await form.get_by_role("button", name="Post comment").click()
+    await post_form(writer, "Anna", "A historic meeting.\nWorth watching.")
 
     for page in (writer, reader):
         await expect(page.locator(COMMENTS)).to_have_count(1)
@@ -77,16 +80,13 @@ async def test_comment_posted_on_second_page_appears_on_first(
         await expect(page.locator(COMMENTS).first).to_contain_text("A historic meeting.")
         await expect(page.locator('[data-live="comment-count"]')).to_have_text("1 comment")
     # Posting with fetch keeps the writer on the page, with the text box cleared.
-    await expect(form.get_by_label("Your comment")).to_have_value("")
+    await expect(writer.locator(COMMENT_FORM).get_by_label("Your comment")).to_have_value("")
     assert writer.url == f"{live_server.url}/articles/{SLUG}"
 
 
-async def test_comment_with_markup_renders_as_text(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
-) -> None:
+async def test_comment_with_markup_renders_as_text(newsroom: Newsroom, visit: Visitor) -> None:
     await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     attack = "<img src=x onerror=alert(1)>"
     live = await newsroom.comment(SLUG, "<b>mallory</b>", attack)
     item = page.locator(f'[data-comment-id="{live["id"]}"]')
@@ -102,17 +102,12 @@ async def test_comment_with_markup_renders_as_text(
 
 
 async def test_corrected_and_retracted_brief_update_both_pages(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
     keep = await newsroom.publish("A brief that stays.")
     brief = await newsroom.publish("Fiers in Canada.")
-    pages = [
-        (await open_page(f"{live_server.url}/articles/{SLUG}")).page,
-        (await open_page(f"{live_server.url}/")).page,
-    ]
-    for page in pages:
-        await wait_live(page)
+    pages = [await visit(f"/articles/{SLUG}"), await visit("/")]
 
     await newsroom.correct(brief["id"], text="Fires in Canada.")
     for page in pages:
@@ -128,11 +123,10 @@ async def test_corrected_and_retracted_brief_update_both_pages(
 
 
 async def test_breaking_brief_shows_a_dismissible_banner(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     banner = page.locator('[data-live="breaking"]')
     await expect(banner).to_be_hidden()
 
@@ -148,17 +142,12 @@ async def test_breaking_brief_shows_a_dismissible_banner(
 
 
 async def test_new_briefs_wait_behind_a_pill_when_the_list_is_out_of_view(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG, body=["A long paragraph. " * 60] * 6)
     first = await newsroom.publish("Already there.")
     # A phone-sized window: the "Read next" column sits below the long article.
-    page = (
-        await open_page(
-            f"{live_server.url}/articles/{SLUG}", viewport={"width": 390, "height": 700}
-        )
-    ).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}", viewport={"width": 390, "height": 700})
     title = await page.title()
 
     one = await newsroom.publish("First while reading.")
@@ -174,14 +163,11 @@ async def test_new_briefs_wait_behind_a_pill_when_the_list_is_out_of_view(
     assert await brief_ids(page) == [two["id"], one["id"], first["id"]]
 
 
-async def test_hidden_comment_disappears(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
-) -> None:
+async def test_hidden_comment_disappears(newsroom: Newsroom, visit: Visitor) -> None:
     await newsroom.put_article(SLUG)
     keep = await newsroom.comment(SLUG, "Ben", "Interesting.")
     abusive = await newsroom.comment(SLUG, "Troll", "Something abusive.")
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     await expect(page.locator(COMMENTS)).to_have_count(2)
     await expect(page.locator('[data-live="comment-count"]')).to_have_text("2 comments")
 
@@ -191,12 +177,9 @@ async def test_hidden_comment_disappears(
     await expect(page.locator('[data-live="comment-count"]')).to_have_text("1 comment")
 
 
-async def test_article_update_changes_the_page_in_place(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
-) -> None:
+async def test_article_update_changes_the_page_in_place(newsroom: Newsroom, visit: Visitor) -> None:
     await newsroom.put_article(SLUG, title="First headline")
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     await newsroom.put_article(SLUG, title="Better headline", body=["Rewritten."])
     await expect(page.locator("h1")).to_have_text("Better headline")
     await expect(page.locator('[data-live="article-body"] p')).to_have_text(["Rewritten."])

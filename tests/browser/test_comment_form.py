@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from livefeed.settings import Rate, Settings
-from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.browser.conftest import COMMENT_FORM, COMMENTS, Newsroom, Visitor
 
 SLUG = "xi-putin-talks"
-COMMENTS = '[data-live="comments"] [data-comment-id]'
 
 
 @pytest.fixture
@@ -20,16 +19,29 @@ def settings(settings: Settings) -> Settings:
     return settings.with_(comment_rate=Rate(2, 60))
 
 
-async def test_form_without_javascript_posts_and_redirects_back(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
-) -> None:
+@pytest.fixture
+async def page_without_js(newsroom: Newsroom, visit: Visitor) -> Page:
+    """The article's page in a browser with JavaScript off: its form posts as plain HTML."""
     await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}", js=False)).page
-    form = page.locator('form[data-live="comment-form"]')
-    await form.get_by_label("Your name").fill("Olga")
-    await form.get_by_label("Your comment").fill("Posted <without> JavaScript & co.")
+    return await visit(f"/articles/{SLUG}", js=False)
+
+
+async def post_without_js(page: Page, author: str, text: str | None = None) -> None:
+    """Fill in the comment form (``text`` left empty when None) and submit it: the browser
+    navigates to the server's answer."""
+    form = page.locator(COMMENT_FORM)
+    await form.get_by_label("Your name").fill(author)
+    if text is not None:
+        await form.get_by_label("Your comment").fill(text)
     async with page.expect_navigation():
         await form.get_by_role("button", name="Post comment").click()
+
+
+async def test_form_without_javascript_posts_and_redirects_back(
+    live_server: Any, page_without_js: Page
+) -> None:
+    page = page_without_js
+    await post_without_js(page, "Olga", "Posted <without> JavaScript & co.")
 
     assert page.url.startswith(f"{live_server.url}/articles/{SLUG}#comment-")
     await expect(page.locator(COMMENTS)).to_have_count(1)
@@ -38,20 +50,16 @@ async def test_form_without_javascript_posts_and_redirects_back(
 
 
 async def test_form_without_javascript_shows_the_error_next_to_the_form(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    page_without_js: Page,
 ) -> None:
-    await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}", js=False)).page
-    form = page.locator('form[data-live="comment-form"]')
-    await form.get_by_label("Your name").fill("Olga")
-    async with page.expect_navigation():
-        await form.get_by_role("button", name="Post comment").click()
+    page = page_without_js
+    await post_without_js(page, "Olga")
 
     error = page.locator('[data-live="form-error"]')
     await expect(error).to_be_visible()
     await expect(error).to_contain_text("text must not be empty")
     # What the reader typed is kept.
-    await expect(form.get_by_label("Your name")).to_have_value("Olga")
+    await expect(page.locator(COMMENT_FORM).get_by_label("Your name")).to_have_value("Olga")
     await expect(page.locator(COMMENTS)).to_have_count(0)
 
 
@@ -91,12 +99,11 @@ async def test_form_post_status_codes(live_server: Any, newsroom: Newsroom) -> N
 
 
 async def test_form_with_javascript_shows_server_errors_and_honours_retry_after(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    live_server: Any, newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
-    form = page.locator('form[data-live="comment-form"]')
+    page = await visit(f"/articles/{SLUG}")
+    form = page.locator(COMMENT_FORM)
     error = page.locator('[data-live="form-error"]')
     submit = form.get_by_role("button", name="Post comment")
 

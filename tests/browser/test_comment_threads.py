@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from livefeed.settings import Settings
-from tests.browser.conftest import Newsroom, Opener, wait_live
+from tests.browser.conftest import Newsroom, Opener, Visitor, post_form, wait_live
 from tests.browser.test_live_connection import NO_WEBSOCKET
 from tests.helpers import FACTOR, auth
 
@@ -26,26 +26,16 @@ def comment(page: Page, comment_id: str) -> Any:
     return page.locator(f'[data-live="comments"] [data-comment-id="{comment_id}"]')
 
 
-async def post_form(page: Page, author: str, text: str) -> None:
-    form = page.locator('form[data-live="comment-form"]')
-    await form.get_by_label("Your name").fill(author)
-    await form.get_by_label("Your comment").fill(text)
-    await form.get_by_role("button", name="Post comment").click()
-
-
 async def test_replies_and_featured_comments_reach_every_open_page_live(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
     first = await newsroom.comment(SLUG, "Anna", "The first thread.")
     second = await newsroom.comment(SLUG, "Ben", "The second thread.")
-    writer = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    reader = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
+    writer = await visit(f"/articles/{SLUG}")
+    reader = await visit(f"/articles/{SLUG}")
     # A third reader on Server-Sent Events: the new event types reach it as well.
-    sse = (await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)).page
-    await wait_live(writer)
-    await wait_live(reader)
-    await wait_live(sse)
+    sse = await visit(f"/articles/{SLUG}", init_script=NO_WEBSOCKET)
     # Reply from the first page: the form carries reply_to.
     await comment(writer, first["id"]).get_by_role("link", name="Reply").click()
     await expect(writer.locator('[data-live="replying"]')).to_contain_text("Anna")
@@ -81,13 +71,11 @@ async def test_replies_and_featured_comments_reach_every_open_page_live(
 
 
 async def test_a_pending_comment_shows_only_to_its_author_until_approved(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    author = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    other = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(author)
-    await wait_live(other)
+    author = await visit(f"/articles/{SLUG}")
+    other = await visit(f"/articles/{SLUG}")
     await post_form(author, "Eve", "What an idiot move.")  # held by the blocklist
     mine = author.locator('[data-live="comments"] .comment--pending')
     await expect(mine).to_contain_text("Awaiting moderation")
@@ -112,12 +100,11 @@ async def test_a_pending_comment_shows_only_to_its_author_until_approved(
 
 
 async def test_front_page_lists_articles_and_counts_change_live(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG, title="Talks in Moscow", summary="Leaders met.")
     brief = await newsroom.publish("Talks are over.", article=SLUG)
-    page = (await open_page(f"{live_server.url}/")).page
-    await wait_live(page)
+    page = await visit("/")
     card = page.locator('[data-live="articles"] [data-article="xi-putin-talks"]')
     await expect(card.get_by_role("link", name="Talks in Moscow")).to_have_attribute(
         "href", f"/articles/{SLUG}"

@@ -6,7 +6,11 @@ fakes record what the Connection asks of them and let the test play the server.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
+from playwright.async_api import Page
 
 from livefeed import events
 from tests.browser.conftest import Opener
@@ -47,80 +51,106 @@ async () => {
 """
 
 
-async def harness(live_server: Any, open_page: Opener) -> Any:
+class Harness:
+    """The page with ``window.harness`` installed: the test plays the server through it."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    async def js(self, expression: str) -> Any:
+        """``expression`` evaluated in the page, with ``h`` the harness."""
+        return await self.page.evaluate(
+            f"() => {{ const h = window.harness; return {expression}; }}"
+        )
+
+    async def open(self) -> None:
+        """The transport tried last opens."""
+        await self.js("h.last().handlers.open()")
+
+    async def close(self, code: int, reason: str | None = None) -> None:
+        """The transport tried last closes with ``code`` (and ``reason``)."""
+        info = {"code": code} if reason is None else {"code": code, "reason": reason}
+        await self.js(f"h.last().handlers.close({json.dumps(info)})")
+
+    async def fail_both_transports(self) -> None:
+        """The WebSocket fails before opening, then SSE does: a failed cycle."""
+        await self.close(1006)  # websocket
+        await self.close(1006)  # sse
+
+    async def receive(self, frame: str) -> None:
+        """The transport tried last delivers ``frame``."""
+        await self.js(f"h.last().handlers.message({frame!r})")
+
+    async def state(self) -> str:
+        return str(await self.js("h.connection.state"))
+
+    async def attempts(self) -> int:
+        """How many transports the connection has opened so far."""
+        return int(await self.js("h.opened.length"))
+
+    async def next_retry_ms(self) -> int:
+        """The delay of the one reconnect the connection has scheduled."""
+        delays = await self.js("h.pending().map(t => t.ms)")
+        assert len(delays) == 1, delays
+        return int(delays[0])
+
+
+@pytest.fixture
+async def h(live_server: Any, open_page: Opener) -> Harness:
+    """The harness, named as the page's expressions name it."""
     page = (await open_page(f"{live_server.url}/articles/none")).page
     await page.evaluate(HARNESS)
-    return page
+    return Harness(page)
 
 
-async def js(page: Any, expression: str) -> Any:
-    return await page.evaluate(f"() => {{ const h = window.harness; return {expression}; }}")
-
-
-async def test_websocket_is_tried_first_then_sse_at_once(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    assert await js(page, "h.opened.map(t => t.constructor.kind)") == ["websocket"]
-    assert await js(page, "h.last().positions") == {"briefs": "e-1-0", "comments:a": "e-2-0"}
+async def test_websocket_is_tried_first_then_sse_at_once(h: Harness) -> None:
+    assert await h.js("h.opened.map(t => t.constructor.kind)") == ["websocket"]
+    assert await h.js("h.last().positions") == {"briefs": "e-1-0", "comments:a": "e-2-0"}
     # The WebSocket fails before opening: SSE is tried with no wait.
-    await js(page, "h.last().handlers.close({code: 1006})")
-    assert await js(page, "h.opened.map(t => t.constructor.kind)") == ["websocket", "sse"]
-    await js(page, "h.last().handlers.open()")
-    assert await js(page, "h.connection.state") == "connected"
-    assert await js(page, "h.connection.kind") == "sse"
+    await h.close(1006)
+    assert await h.js("h.opened.map(t => t.constructor.kind)") == ["websocket", "sse"]
+    await h.open()
+    assert await h.state() == "connected"
+    assert await h.js("h.connection.kind") == "sse"
 
 
-async def test_events_advance_positions_and_stale_callbacks_are_ignored(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    await js(page, "h.last().handlers.open()")
-    frame = '{"type":"brief.published","topic":"briefs","id":"e-1-5","data":{"id":"x"}}'
-    await js(page, f"h.last().handlers.message({frame!r})")
-    assert await js(page, "h.connection.positions.briefs") == "e-1-5"
+async def test_events_advance_positions_and_stale_callbacks_are_ignored(h: Harness) -> None:
+    await h.open()
+    await h.receive('{"type":"brief.published","topic":"briefs","id":"e-1-5","data":{"id":"x"}}')
+    assert await h.js("h.connection.positions.briefs") == "e-1-5"
     # The connection drops (1001: reconnect now) and a new attempt starts ...
-    await js(page, "(h.old = h.last(), h.old.handlers.close({code: 1001}))")
-    assert await js(page, "h.pending().length") == 1
-    assert await js(page, "h.pending()[0].ms") < 1000
-    await js(page, "h.fireReconnect()")
-    assert await js(page, "h.opened.length") == 2
-    assert await js(page, "h.last().positions.briefs") == "e-1-5"  # resumes with since
+    await h.js("h.old = h.last()")
+    await h.close(1001)
+    assert await h.next_retry_ms() < 1000
+    await h.js("h.fireReconnect()")
+    assert await h.attempts() == 2
+    assert await h.js("h.last().positions.briefs") == "e-1-5"  # resumes with since
     # ... and a late message from the old socket changes nothing.
     stale = '{"type":"brief.published","topic":"briefs","id":"e-1-9","data":{"id":"y"}}'
-    await js(page, f"h.old.handlers.message({stale!r})")
-    assert await js(page, "h.connection.positions.briefs") == "e-1-5"
+    await h.js(f"h.old.handlers.message({stale!r})")
+    assert await h.js("h.connection.positions.briefs") == "e-1-5"
 
 
-async def test_policy_violation_stops_retrying_until_the_network_comes_back(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    await js(page, "h.last().handlers.open()")
-    await js(page, "h.last().handlers.close({code: 1008, reason: 'bad frames'})")
-    assert await js(page, "h.connection.state") == "offline"
-    assert await js(page, "h.pending().length") == 0  # no blind retry
-    await page.evaluate("window.dispatchEvent(new Event('online'))")
-    assert await js(page, "h.opened.length") == 2
-    assert await js(page, "h.connection.state") == "reconnecting"
+async def test_policy_violation_stops_retrying_until_the_network_comes_back(h: Harness) -> None:
+    await h.open()
+    await h.close(1008, "bad frames")
+    assert await h.state() == "offline"
+    assert await h.js("h.pending().length") == 0  # no blind retry
+    await h.page.evaluate("window.dispatchEvent(new Event('online'))")
+    assert await h.attempts() == 2
+    assert await h.state() == "reconnecting"
 
 
-async def test_try_again_later_waits_at_least_five_seconds(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    await js(page, "h.last().handlers.open()")
-    await js(page, "h.last().handlers.close({code: 1013})")
-    assert await js(page, "h.connection.state") == "reconnecting"
-    delays = await js(page, "h.pending().map(t => t.ms)")
-    assert len(delays) == 1 and delays[0] >= 5000
+async def test_try_again_later_waits_at_least_five_seconds(h: Harness) -> None:
+    await h.open()
+    await h.close(1013)
+    assert await h.state() == "reconnecting"
+    assert await h.next_retry_ms() >= 5000
 
 
-async def test_backoff_is_full_jitter_and_capped(live_server: Any, open_page: Opener) -> None:
-    page = await harness(live_server, open_page)
-    delays = await js(
-        page,
-        "[0, 1, 2, 3, 10, 50].map(n => Array.from({length: 200}, () => h.live.backoffDelay(n)))",
+async def test_backoff_is_full_jitter_and_capped(h: Harness) -> None:
+    delays = await h.js(
+        "[0, 1, 2, 3, 10, 50].map(n => Array.from({length: 200}, () => h.live.backoffDelay(n)))"
     )
     for attempt, samples in zip([0, 1, 2, 3, 10, 50], delays, strict=True):
         ceiling = min(30_000, 500 * 2**attempt)
@@ -128,50 +158,37 @@ async def test_backoff_is_full_jitter_and_capped(live_server: Any, open_page: Op
         assert max(samples) > ceiling / 2  # spread over the whole range, not clustered
     # Both transports failing makes the next cycle wait, growing with each failure.
     for _ in range(3):
-        await js(page, "h.last().handlers.close({code: 1006})")  # websocket
-        await js(page, "h.last().handlers.close({code: 1006})")  # sse
-        await js(page, "h.fireReconnect()")
-    assert await js(page, "h.connection.attempt") == 3
+        await h.fail_both_transports()
+        await h.js("h.fireReconnect()")
+    assert await h.js("h.connection.attempt") == 3
 
 
-async def test_visibility_and_pageshow_reconnect_at_once(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    await js(page, "h.last().handlers.close({code: 1006})")
-    await js(page, "h.last().handlers.close({code: 1006})")
-    assert await js(page, "h.opened.length") == 2  # now waiting on the backoff timer
-    await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
-    assert await js(page, "h.opened.length") == 3
-    await js(page, "h.last().handlers.close({code: 1006})")
-    await js(page, "h.last().handlers.close({code: 1006})")
-    await page.evaluate(
+async def test_visibility_and_pageshow_reconnect_at_once(h: Harness) -> None:
+    await h.fail_both_transports()
+    assert await h.attempts() == 2  # now waiting on the backoff timer
+    await h.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    assert await h.attempts() == 3
+    await h.fail_both_transports()
+    await h.page.evaluate(
         "window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
     )
-    assert await js(page, "h.opened.length") == 5
+    assert await h.attempts() == 5
 
 
-async def test_sse_cursor_is_the_servers_format(live_server: Any, open_page: Opener) -> None:
-    page = await harness(live_server, open_page)
+async def test_sse_cursor_is_the_servers_format(h: Harness) -> None:
     positions = {"briefs": "abc-1-2", "comments:a-b": "xyz-3-4"}
-    cursor = await js(page, f"h.live.encodeCursor({positions!r})")
+    cursor = await h.js(f"h.live.encodeCursor({positions!r})")
     assert events.decode_cursor(cursor) == positions
 
 
-async def test_a_subscription_the_server_could_not_make_is_retried_later(
-    live_server: Any, open_page: Opener
-) -> None:
-    page = await harness(live_server, open_page)
-    await js(page, "h.last().handlers.open()")
-    frame = '{"type":"error","code":"unavailable","message":"cannot subscribe right now"}'
-    await js(page, f"h.last().handlers.message({frame!r})")
-    assert await js(page, "h.last().closed") is True
-    assert await js(page, "h.connection.state") == "reconnecting"
-    delays = await js(page, "h.pending().map(t => t.ms)")
-    assert len(delays) == 1 and delays[0] >= 5000
+async def test_a_subscription_the_server_could_not_make_is_retried_later(h: Harness) -> None:
+    await h.open()
+    await h.receive('{"type":"error","code":"unavailable","message":"cannot subscribe right now"}')
+    assert await h.js("h.last().closed") is True
+    assert await h.state() == "reconnecting"
+    assert await h.next_retry_ms() >= 5000
     # Other error frames (the client's own mistakes) do not end the connection.
-    await js(page, "h.fireReconnect()")
-    await js(page, "h.last().handlers.open()")
-    own_mistake = '{"type":"error","code":"bad_frame","message":"x"}'
-    await js(page, f"h.last().handlers.message({own_mistake!r})")
-    assert await js(page, "h.connection.state") == "connected"
+    await h.js("h.fireReconnect()")
+    await h.open()
+    await h.receive('{"type":"error","code":"bad_frame","message":"x"}')
+    assert await h.state() == "connected"

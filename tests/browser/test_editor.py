@@ -19,7 +19,7 @@ DESK_BRIEFS = '[data-desk="briefs"] [data-brief-id]'
 
 async def sign_in(live_server: Any, open_page: Opener, name: str = "alice") -> Page:
     """An editor's page, signed in at /editor, its live list connected."""
-    if not await live_server.app.state.editors.exists(name):
+    if not await live_server.services.editors.exists(name):
         await add_editor(live_server, name)
     page = (await open_page(f"{live_server.url}/editor")).page
     await expect(page).to_have_url(f"{live_server.url}/editor/login?next=/editor")
@@ -190,7 +190,7 @@ async def test_a_signed_out_desk_says_so_and_keeps_the_text(
     desk = await sign_in(live_server, open_page)
     cookies = await desk.context.cookies()
     session = next(c for c in cookies if c["name"] == "livefeed_session")
-    await live_server.app.state.sessions.end(session["value"].rsplit(".", 1)[0])
+    await live_server.services.sessions.end(session["value"].rsplit(".", 1)[0])
     text = desk.get_by_label("New brief")
     await text.fill("Typed before noticing.")
     await text.press("Control+Enter")

@@ -36,6 +36,10 @@ HOST_PAGE = """<!doctype html>
 """
 
 
+def loopback_origin(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
 @dataclass
 class PartnerSite:
     """A plain HTTP server answering every GET with the host page, on two ports."""
@@ -47,11 +51,13 @@ class PartnerSite:
 
     @property
     def listed(self) -> str:
-        return f"http://127.0.0.1:{self.listed_port}"
+        """The origin on the server's lists (CORS and frame-ancestors)."""
+        return loopback_origin(self.listed_port)
 
     @property
     def unlisted(self) -> str:
-        return f"http://127.0.0.1:{self.unlisted_port}"
+        """An origin on no list: refused."""
+        return loopback_origin(self.unlisted_port)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -77,26 +83,37 @@ class PartnerSite:
             server.close()
             await server.wait_closed()
 
+    async def __aenter__(self) -> PartnerSite:
+        await self.start()
+        return self
 
-@pytest.fixture
-async def partner() -> AsyncIterator[PartnerSite]:
-    site = PartnerSite()
-    await site.start()
-    try:
-        yield site
-    finally:
-        await site.stop()
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
 
 @pytest.fixture
-def settings(settings: Settings, partner: PartnerSite) -> Settings:
-    return settings.with_(allowed_origins=(partner.listed,), embed_origins=(partner.listed,))
+def partner_site() -> PartnerSite:
+    """The partner site, not started yet: its ports are known before the server's settings."""
+    return PartnerSite()
+
+
+@pytest.fixture
+def settings(settings: Settings, partner_site: PartnerSite) -> Settings:
+    listed = (partner_site.listed,)
+    return settings.with_(allowed_origins=listed, embed_origins=listed)
+
+
+@pytest.fixture
+async def partner(partner_site: PartnerSite, live_server: Any) -> AsyncIterator[PartnerSite]:
+    """The partner site up on both its origins, its host page using ``live_server``."""
+    partner_site.live = live_server.url
+    async with partner_site:
+        yield partner_site
 
 
 async def test_a_listed_site_shows_new_briefs_in_the_frame_and_the_module(
     live_server: Any, newsroom: Newsroom, partner: PartnerSite, open_page: Opener
 ) -> None:
-    partner.live = live_server.url
     earlier = await newsroom.publish("Earlier brief", article="talks")
     page = (await open_page(f"{partner.listed}/")).page
     framed = page.frame_locator("#frame")
@@ -129,7 +146,6 @@ async def test_a_listed_site_shows_new_briefs_in_the_frame_and_the_module(
 async def test_the_module_falls_back_to_sse_and_resumes(
     live_server: Any, newsroom: Newsroom, partner: PartnerSite, open_page: Opener
 ) -> None:
-    partner.live = live_server.url
     # WebSocket refused by the browser: the module must go on over Server-Sent Events.
     no_websocket = "window.WebSocket = function () { throw new Error('no WebSocket'); };"
     page = (await open_page(f"{partner.listed}/", init_script=no_websocket)).page
@@ -153,7 +169,6 @@ async def test_the_module_falls_back_to_sse_and_resumes(
 async def test_an_unlisted_site_gets_no_cors_and_cannot_frame(
     live_server: Any, newsroom: Newsroom, partner: PartnerSite, browser: Browser
 ) -> None:
-    partner.live = live_server.url
     brief = await newsroom.publish("Only for listed sites")
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         for path in ("/api/briefs", "/static/embed.js", "/feeds/briefs.json"):

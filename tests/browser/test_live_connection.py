@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import Page, Route, expect
 
-from livefeed.settings import Settings
 from tests.browser.conftest import (
     BRIEFS,
     COMMENTS,
     RECONNECT_TIMEOUT_MS,
     Newsroom,
-    Opener,
+    Visitor,
     brief_ids,
     wait_live,
 )
 from tests.conftest import LiveServer
-from tests.helpers import TIMEOUT
 
 SLUG = "xi-putin-talks"
 
@@ -46,25 +43,19 @@ window.WebSocket = class BlockedWebSocket extends EventTarget {
 
 
 @pytest.fixture
-async def newsdesk(settings: Settings) -> AsyncIterator[Newsroom]:
+async def newsdesk(second_server: LiveServer) -> AsyncIterator[Newsroom]:
     """The newsroom on a second livefeed process sharing the Redis, as behind a load
     balancer: it keeps publishing while the reader's own server restarts."""
-    other = LiveServer(settings)
-    await other.start()
-    try:
-        async with httpx.AsyncClient(base_url=other.url, timeout=TIMEOUT) as client:
-            yield Newsroom(client, other.token)
-    finally:
-        await other.stop()
+    async with second_server.client() as client:
+        yield Newsroom(client, second_server.token)
 
 
 async def test_after_a_server_restart_every_brief_shows_exactly_once(
-    live_server: Any, newsroom: Newsroom, newsdesk: Newsroom, open_page: Opener
+    live_server: Any, newsroom: Newsroom, newsdesk: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
     before = await newsroom.publish("Before the restart.")
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}")).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     seen = await newsroom.publish("Seen live.")
     await expect(page.locator(BRIEFS).first).to_have_attribute("data-brief-id", seen["id"])
 
@@ -87,12 +78,10 @@ async def test_after_a_server_restart_every_brief_shows_exactly_once(
 
 
 async def test_without_websockets_the_page_updates_over_sse(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    watched = await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)
-    page = watched.page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}", init_script=NO_WEBSOCKET)
     status = page.locator('[data-live="status"]')
     await expect(status).to_have_attribute("data-transport", "sse")
     assert await page.evaluate("window.__blockedWebSockets") >= 1
@@ -106,11 +95,10 @@ async def test_without_websockets_the_page_updates_over_sse(
 
 
 async def test_sse_resumes_after_a_restart(
-    live_server: Any, newsroom: Newsroom, newsdesk: Newsroom, open_page: Opener
+    live_server: Any, newsroom: Newsroom, newsdesk: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    page = (await open_page(f"{live_server.url}/articles/{SLUG}", init_script=NO_WEBSOCKET)).page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}", init_script=NO_WEBSOCKET)
     first = await newsroom.publish("Over SSE, before.")
     await expect(page.locator(BRIEFS)).to_have_count(1)
 
@@ -137,7 +125,7 @@ document.addEventListener("readystatechange", () => {
 
 
 async def test_unrecoverable_position_refetches_the_lists(
-    live_server: Any, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     """A page whose embedded positions the server cannot serve is told recovered: false."""
     await newsroom.put_article(SLUG)
@@ -155,14 +143,9 @@ async def test_unrecoverable_position_refetches_the_lists(
     async def delay_live_client(page: Page) -> None:
         await page.route("**/static/live/main.js*", publish_before_connecting)
 
-    page = (
-        await open_page(
-            f"{live_server.url}/articles/{SLUG}",
-            init_script=STALE_POSITIONS,
-            before_goto=delay_live_client,
-        )
-    ).page
-    await wait_live(page)
+    page = await visit(
+        f"/articles/{SLUG}", init_script=STALE_POSITIONS, before_goto=delay_live_client
+    )
     await expect(page.locator('[data-live="status"]')).to_have_attribute(
         "data-transport", "websocket"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,17 +22,6 @@ QUEUE = '[data-desk="queue"] [data-comment-id]'
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.with_(comment_blocklist=("idiot",))
-
-
-@pytest.fixture
-async def second_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Another livefeed process on the same Redis and prefix."""
-    server = LiveServer(settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_the_queue_is_live_across_processes_and_works_from_the_keyboard(
@@ -85,5 +73,5 @@ async def test_the_queue_is_live_across_processes_and_works_from_the_keyboard(
     await expect(desk.locator('[data-desk="queue-badge"]')).to_be_hidden()
     listing = (await newsroom.client.get(f"/api/articles/{SLUG}/comments")).json()
     assert [t["id"] for t in listing["items"]] == [held.json()["id"]]
-    credits = await live_server.app.state.desk.credits("comment", [f"{SLUG}/{fine['id']}"])
+    credits = await live_server.services.desk.credits("comment", [f"{SLUG}/{fine['id']}"])
     assert credits[f"{SLUG}/{fine['id']}"]["hidden"] == "alice"

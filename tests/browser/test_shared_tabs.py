@@ -21,7 +21,7 @@ async def test_tabs_share_one_connection_and_hand_it_over(
 ) -> None:
     await newsroom.put_article(ONE)
     await newsroom.put_article(TWO)
-    readers = live_server.app.state.readers
+    readers = live_server.services.readers
     context = await browser.new_context()
     context.set_default_timeout(BROWSER_TIMEOUT_MS)
     sockets: dict[int, int] = {}

@@ -115,7 +115,7 @@ async def test_redis_restarted_empty_tells_connected_readers_to_refetch(
                 await wait_for(lambda r=reader: r.has("briefs", before[-1]), what=reader.name)
             volatile_redis.stop(signal.SIGKILL)
             volatile_redis.start()
-            hub = server.app.state.hub
+            hub = server.services.hub
             await wait_for(lambda: hub.is_connected, timeout=10, what="the hub to reconnect")
             await wait_for(
                 lambda: all(r.not_recovered("briefs") for r in readers),
@@ -225,7 +225,7 @@ async def test_resumes_racing_a_flat_out_publisher_get_exactly_the_suffix(
     race_server: LiveServer, data: st.DataObject
 ) -> None:
     server = race_server
-    publisher = FlatOut(server.app.state.log)
+    publisher = FlatOut(server.services.log)
     publisher.start()
     readers: list[tuple[Checker, str | None]] = []
     try:

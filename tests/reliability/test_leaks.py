@@ -127,7 +127,7 @@ async def test_connect_disconnect_cycles_leak_no_task_fd_or_subscription_in_proc
     busy_server: LiveServer, redis_server: RedisServer
 ) -> None:
     server = busy_server
-    state = server.app.state
+    state = server.services
     fds = Fds("self", redis_server.port)
     # Resume from well back, so replays are in flight when readers vanish.
     origin = await position(server.url)

@@ -17,7 +17,7 @@ from tests.reliability.toolkit import ConnectionKiller, report, watching
 async def test_pubsub_connection_killed_every_two_seconds_loses_nothing(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
-    hub = own_server.app.state.hub
+    hub = own_server.services.hub
     async with (
         watching(own_server, own_redis.url, readers=5, rate=20.0) as watch,
         ConnectionKiller(own_redis.url, "pubsub") as killer,
@@ -57,7 +57,7 @@ async def test_a_silent_subscription_is_detected_by_the_probe_and_recovered_with
     proxied_server: LiveServer, proxy: FaultProxy, own_redis: RedisServer
 ) -> None:
     """Redis keeps "delivering" to the hub's subscriber connection, the hub hears nothing."""
-    hub = proxied_server.app.state.hub
+    hub = proxied_server.services.hub
     async with watching(proxied_server, own_redis.url, readers=3, rate=20.0) as watch:
         watch.publisher.start(seconds=30.0)
         await asyncio.sleep(1.0)
@@ -88,7 +88,7 @@ async def test_readyz_names_pubsub_for_as_long_as_the_subscription_stays_deaf(
 ) -> None:
     """The deafness persists across resubscribes (every new subscriber connection is silenced
     too) for ~8 s: /readyz must stay 503 naming pubsub from detection until it heals."""
-    hub = proxied_server.app.state.hub
+    hub = proxied_server.services.hub
     async with (
         watching(proxied_server, own_redis.url, readers=3, rate=20.0) as watch,
         ReadinessLog(proxied_server.url) as readiness,

@@ -40,7 +40,7 @@ def _check_outage_answers(answers: list[Answer]) -> list[float]:
 async def test_redis_sigkilled_mid_publish_loses_no_acknowledged_brief(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
-    hub = own_server.app.state.hub
+    hub = own_server.services.hub
     async with watching(
         own_server, own_redis.url, readers=READERS, rate=RATE, keep_data=True
     ) as watch:

@@ -1,3 +1,3 @@
 """The security tests reuse the browser fixtures (Chromium via Playwright)."""
 
-from tests.browser.conftest import browser, newsroom, open_page  # noqa: F401
+from tests.browser.conftest import browser, newsroom, open_page, visit  # noqa: F401

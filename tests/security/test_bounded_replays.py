@@ -88,14 +88,14 @@ async def test_pings_are_not_rate_limited(live_server: LiveServer) -> None:
             assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == {"type": "pong"}
 
 
-async def _connect_without_reading(port: int) -> Any:
-    """A reader with a tiny receive buffer that never reads (as in the slow-reader tests)."""
+async def _connect_without_reading(live_server: LiveServer) -> Any:
+    """A reader that never reads: its receive buffer is set small before it connects, so
+    the TCP window it offers stays small too, and its client queues one message at most."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    sock.connect(("127.0.0.1", live_server.port))  # loopback: accepted by the kernel at once
     return await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1, open_timeout=TIMEOUT
+        live_server.ws_url, sock=sock, max_queue=1, open_timeout=TIMEOUT
     )
 
 
@@ -121,7 +121,7 @@ async def test_one_replay_stops_at_the_readers_queue_bound(
         epoch = await redis.get(f"{live_server.settings.redis_prefix}{{article:big}}:epoch")
         origin = f"{epoch}-0-0"
         before = await _net_output(redis)
-        ws = await _connect_without_reading(live_server.port)
+        ws = await _connect_without_reading(live_server)
         try:
             frame = {"type": "subscribe", "topic": "article:big", "since": origin}
             await ws.send(json.dumps(frame))

@@ -96,21 +96,31 @@ async def test_ipv6_clients_are_counted_per_64(behind_proxy: LiveServer) -> None
     assert await _comments(behind_proxy, [*same_64, other_64]) == [201, 201, 429, 201]
 
 
-async def test_live_connection_cap_uses_the_forwarded_client(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "third",
+    [
+        pytest.param("203.0.113.8", id="the-same-client-again"),
+        # A forged left-most hop does not make a known client a new one.
+        pytest.param("1.2.3.4, 203.0.113.7", id="a-forged-left-most-hop"),
+    ],
+)
+async def test_live_connection_cap_uses_the_forwarded_client(
+    settings: Settings, third: str
+) -> None:
     trusted = (ip_network("127.0.0.1/32"),)
     server = LiveServer(settings.with_(max_connections_per_ip=1, trusted_proxies=trusted))
     await server.start()
     try:
+        # Behind the (trusted) proxy, two readers at two addresses are two clients ...
         first = await websockets.connect(
             server.ws_url, additional_headers={"X-Forwarded-For": "203.0.113.7"}
         )
         second = await websockets.connect(
             server.ws_url, additional_headers={"X-Forwarded-For": "203.0.113.8"}
         )
+        # ... and a third connection from one of them is one too many.
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-            await websockets.connect(
-                server.ws_url, additional_headers={"X-Forwarded-For": "203.0.113.8"}
-            )
+            await websockets.connect(server.ws_url, additional_headers={"X-Forwarded-For": third})
         assert refused.value.response.status_code == 429
         await first.close()
         await second.close()

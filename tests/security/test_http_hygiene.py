@@ -110,7 +110,7 @@ async def test_a_new_password_revokes_the_editors_api_tokens(live_server: LiveSe
     async with live_server.client() as api:
         body = {"text": "with a token"}
         assert (await api.post("/api/briefs", json=body, headers=auth(token))).status_code == 201
-        await live_server.app.state.editors.set_password("alice", "a brand new password 2")
+        await live_server.services.editors.set_password("alice", "a brand new password 2")
         response = await api.post("/api/briefs", json=body, headers=auth(token))
         assert response.status_code == 401
 

@@ -7,8 +7,7 @@ import unicodedata
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import Newsroom, Opener, wait_live
-from tests.conftest import LiveServer
+from tests.browser.conftest import Newsroom, Visitor
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -40,12 +39,10 @@ def _shown(value: str) -> str:
 
 
 async def test_payloads_are_text_live_and_server_rendered(
-    live_server: LiveServer, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    watched = await open_page(f"{live_server.url}/articles/{SLUG}")
-    page = watched.page
-    await wait_live(page)
+    page = await visit(f"/articles/{SLUG}")
     for payload in PAYLOADS:
         await newsroom.comment(SLUG, payload[:60], payload)
         await newsroom.publish(payload[:500])
@@ -77,11 +74,10 @@ async def test_payloads_are_text_live_and_server_rendered(
 
 
 async def test_payloads_posted_through_the_no_js_form_stay_text(
-    live_server: LiveServer, newsroom: Newsroom, open_page: Opener
+    newsroom: Newsroom, visit: Visitor
 ) -> None:
     await newsroom.put_article(SLUG)
-    watched = await open_page(f"{live_server.url}/articles/{SLUG}", js=False)
-    page = watched.page
+    page = await visit(f"/articles/{SLUG}", js=False)
     for payload in PAYLOADS[:8]:
         await page.fill('form[data-live="comment-form"] [name="author"]', payload[:60])
         await page.fill('form[data-live="comment-form"] [name="text"]', payload)

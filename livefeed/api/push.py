@@ -13,18 +13,18 @@ from livefeed import errors
 from livefeed.errors import InvalidInput, LivefeedError
 from livefeed.push.service import PushService
 from livefeed.push.subscriptions import check_endpoint, parse_subscription
+from livefeed.services import services_of
 from livefeed.web import paths
 from livefeed.web.requests import client_address, is_allowed_origin, read_json
 
 
 def _push(request: Request) -> PushService:
-    service: PushService = request.app.state.push
-    return service
+    return services_of(request).push.get()
 
 
 def _same_site(request: Request) -> None:
     """Subscriptions are made by our own pages (or listed origins), never by a foreign one."""
-    if not is_allowed_origin(request, request.app.state.settings.allowed_origins):
+    if not is_allowed_origin(request, services_of(request).settings.allowed_origins):
         error = LivefeedError(
             "push subscriptions are made from this site", code=errors.FORBIDDEN_ORIGIN
         )
@@ -43,11 +43,13 @@ async def public_key(request: Request) -> Response:
 async def subscribe(request: Request) -> Response:
     _same_site(request)
     subscription = parse_subscription(await read_json(request))
-    settings = request.app.state.settings
+    settings = services_of(request).settings
     await check_endpoint(subscription.endpoint, settings.push_allowed_endpoints)
     push = _push(request)
     await push.limiter.hit(
-        "push subscription", client_address(request), settings.push_subscribe_rate
+        "push subscription",
+        client_address(request, settings.trusted_proxies),
+        settings.push_subscribe_rate,
     )
     sid = await push.store.subscribe(subscription.endpoint, subscription.to_record())
     return JSONResponse({"id": sid}, status_code=201)
