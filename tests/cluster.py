@@ -7,11 +7,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.helpers import start_redis, stop_process, wait_until
 
 
 class RedisCluster:
@@ -25,55 +27,30 @@ class RedisCluster:
         self.node_timeout_ms = node_timeout_ms  # 0: Redis's default (15 s)
         self.ports = [_cluster_port() for _ in range(masters * (1 + replicas))]
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.args: list[list[str]] = []
+        self.options: list[str] = []
 
     @property
     def url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or shutil.which("valkey-server")
         cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
-        if binary is None or cli is None:
-            raise RuntimeError("cluster tests need redis-server and redis-cli on PATH")
+        if cli is None:
+            raise RuntimeError("cluster tests need redis-cli on PATH")
+        options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        options += ["--save", "", "--appendonly", "no"]
+        if self.node_timeout_ms:
+            options += ["--cluster-node-timeout", str(self.node_timeout_ms)]
+        if self.replicas:
+            # A master whose replica has to resync in full sends it at once instead of
+            # waiting 5 s for more replicas to share the transfer.
+            options += ["--repl-diskless-sync-delay", "0"]
+        self.options = options
         for port in self.ports:
-            node_dir = self.data_dir / str(port)
-            node_dir.mkdir(parents=True)
-            args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir)]
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            args += [
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ]
-            if self.node_timeout_ms:
-                args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
-            if self.replicas:
-                # A master whose replica has to resync in full sends it at once instead of
-                # waiting 5 s for more replicas to share the transfer.
-                args += ["--repl-diskless-sync-delay", "0"]
-            self.args.append(args)
-            self.processes.append(
-                subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
-        for port in self.ports:
-            _wait(lambda p=port: _ask(p, "PING"))
-        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+            self.processes.append(start_redis(port, self.data_dir / str(port), *options))
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)]
         subprocess.run(
-            [
-                cli,
-                "--cluster",
-                "create",
-                *nodes,
-                "--cluster-replicas",
-                str(self.replicas),
-                "--cluster-yes",
-            ],
+            [*create, "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=30,
@@ -101,10 +78,7 @@ class RedisCluster:
         """Start the node on ``port`` again, as its supervisor would (it rejoins as a replica
         when its slots were failed over meanwhile)."""
         index = self.ports.index(port)
-        self.processes[index] = subprocess.Popen(
-            self.args[index], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _wait(lambda: _ask(port, "PING"))
+        self.processes[index] = start_redis(port, self.data_dir / str(port), *self.options)
 
     def kill(self, port: int) -> None:
         """SIGKILL the node on ``port``."""
@@ -115,13 +89,9 @@ class RedisCluster:
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                process.terminate()
+                process.terminate()  # all at once: each waits below
         for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         self.processes.clear()
 
 
@@ -147,14 +117,5 @@ def _ask(port: int, *command: str) -> object:
         return client.execute_command(*command)
 
 
-def _wait(check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the Redis cluster did not come up")
-        time.sleep(0.05)
+def _wait(check: Callable[[], object]) -> None:
+    wait_until(check, "the Redis cluster to come up", 20.0, ignore=(redis.RedisError,))

@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +17,20 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from livefeed.app import create_app
 from livefeed.services import Services, services_of
 from livefeed.serving.server import Server, server_config
 from livefeed.settings import Rate, Settings
-from tests.helpers import TIMEOUT, free_port, wait_for
+from tests.helpers import (
+    TIMEOUT,
+    Loopback,
+    free_port,
+    start_redis,
+    started,
+    stop_process,
+    wait_for,
+)
 
 TOKEN = "test-editor-token"
 
@@ -44,59 +49,19 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        binary = shutil.which("redis-server") or shutil.which("valkey-server")
-        if binary is None:
-            raise RuntimeError("tests need redis-server (or valkey-server) on PATH")
-        args = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.data_dir),
-        ]
-        args += ["--save", "", "--daemonize", "no", "--loglevel", "warning"]
-        args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start: {self.process.stderr}"
-                    ) from None
-                time.sleep(0.02)
-        client.close()
+        options = ["--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        self.process = start_redis(self.port, self.data_dir, *options, "--appendfsync", "everysec")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
-        self.process = None
+        if self.process is not None:
+            stop_process(self.process, sig)
+            self.process = None
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    with started(RedisServer(tmp_path_factory.mktemp("redis"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -105,11 +70,11 @@ def prefix() -> str:
     return f"t{secrets.token_hex(4)}:"
 
 
-@pytest.fixture
-def settings(redis_server: RedisServer, prefix: str) -> Settings:
+def settings_for(redis_url: str, prefix: str) -> Settings:
+    """A test server's settings: the given Redis and key prefix, quick drains, lax limits."""
     return Settings(
         port=0,
-        redis_url=redis_server.url,
+        redis_url=redis_url,
         redis_prefix=prefix,
         editor_token=TOKEN,
         comment_rate=Rate(1000, 60),
@@ -117,7 +82,12 @@ def settings(redis_server: RedisServer, prefix: str) -> Settings:
     )
 
 
-class LiveServer:
+@pytest.fixture
+def settings(redis_server: RedisServer, prefix: str) -> Settings:
+    return settings_for(redis_server.url, prefix)
+
+
+class LiveServer(Loopback):
     """livefeed under a real uvicorn on a free loopback port, in the test's event loop."""
 
     def __init__(self, settings: Settings) -> None:
@@ -127,14 +97,6 @@ class LiveServer:
         self.app: Any = None
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
     def services(self) -> Services:
@@ -186,7 +148,7 @@ async def api(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-class LivefeedProcess:
+class LivefeedProcess(Loopback):
     """``python -m livefeed serve`` as a separate process; its output goes into failures."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
@@ -195,10 +157,6 @@ class LivefeedProcess:
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def output(self) -> str:
@@ -226,14 +184,7 @@ class LivefeedProcess:
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
+        code = stop_process(self.process, sig, grace=20)
         self.process = None
         return code
 

@@ -10,34 +10,23 @@ import pytest
 import redis
 import websockets
 
-from livefeed.settings import Rate, Settings
+from livefeed.settings import Settings
 from livefeed.storage.keys import Keys
 from tests.cluster import RedisCluster
-from tests.conftest import LiveServer
-from tests.helpers import auth, expect_silence, recv_json, subscribe, wait_for
+from tests.conftest import LiveServer, settings_for
+from tests.helpers import auth, expect_silence, recv_json, running, started, subscribe, wait_for
 from tests.security.redaction import assert_ws_replays_redacted, retract_and_hide
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    cluster = RedisCluster(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        cluster.start()
+    with started(RedisCluster(Path(tmp_path_factory.mktemp("cluster")))) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 def settings(cluster: RedisCluster, prefix: str) -> Settings:
-    return Settings(
-        port=0,
-        redis_url=cluster.url,
-        redis_prefix=prefix,
-        editor_token="t",
-        drain_seconds=0.2,
-        comment_rate=Rate(1000, 60),
-    )
+    return settings_for(cluster.url, prefix).with_(editor_token="t")
 
 
 def _slots_used(cluster: RedisCluster, keys: list[str]) -> set[str]:
@@ -98,15 +87,10 @@ async def test_resume_on_a_cluster_replays_exactly_the_missed_events(
 async def test_two_processes_on_one_cluster_act_as_one(
     settings: Settings, api, live_server: LiveServer
 ) -> None:
-    other = LiveServer(settings)
-    await other.start()
-    try:
-        async with websockets.connect(other.ws_url) as ws:
-            await subscribe(ws, "briefs")
-            response = await api.post("/api/briefs", json={"text": "across"}, headers=auth("t"))
-            assert (await recv_json(ws))["data"]["id"] == response.json()["id"]
-    finally:
-        await other.stop()
+    async with running(LiveServer(settings)) as other, websockets.connect(other.ws_url) as ws:
+        await subscribe(ws, "briefs")
+        response = await api.post("/api/briefs", json={"text": "across"}, headers=auth("t"))
+        assert (await recv_json(ws))["data"]["id"] == response.json()["id"]
 
 
 async def test_ingest_works_on_a_cluster(live_server: LiveServer, cluster: RedisCluster) -> None:

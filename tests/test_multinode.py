@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 from typing import Any
@@ -13,12 +12,12 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
-from tests.helpers import TIMEOUT, auth, subscribe, wait_for
+from tests.helpers import TIMEOUT, Background, auth, livefeed_env, subscribe, wait_for
 
 TOKEN = "nodes-token"
 
 
-class Reader:
+class Reader(Background):
     """A reader that follows `briefs`, records every event, and on a lost connection resumes
     on the next node with the last id it saw — as the browser client does."""
 
@@ -28,29 +27,19 @@ class Reader:
         self.ids: list[str] = []
         self.texts: list[str] = []
         self.reconnects = 0
-        self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def ready(self) -> None:
         await asyncio.wait_for(self._ready.wait(), TIMEOUT)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             node = self.nodes[self.node]
             if node.process is None:  # killed: try the next node
                 self.node = (self.node + 1) % len(self.nodes)
                 continue
             try:
-                async with websockets.connect(node.url.replace("http", "ws") + "/ws") as ws:
+                async with websockets.connect(node.ws_url) as ws:
                     since = self.ids[-1] if self.ids else None
                     for frame in await subscribe(ws, "briefs", since=since):
                         self._record(frame)
@@ -73,11 +62,7 @@ class Reader:
 async def test_three_nodes_act_as_one_and_survive_losing_one(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
-    env = {
-        "LIVEFEED_REDIS_URL": redis_server.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-    }
+    env = livefeed_env(redis_server.url, prefix, TOKEN)
     nodes = [await livefeed_process(env=env) for _ in range(3)]
     readers = [Reader(nodes, i % 3) for i in range(12)]
     for reader in readers:

@@ -15,7 +15,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
-from tests.helpers import auth, recv_json, subscribe, wait_for
+from tests.helpers import auth, livefeed_env, recv_json, subscribe, wait_for
 
 TOKEN = "process-token"
 
@@ -23,15 +23,13 @@ TOKEN = "process-token"
 async def test_an_event_published_through_one_process_reaches_a_reader_of_another(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
-    env = {
-        "LIVEFEED_REDIS_URL": redis_server.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-    }
+    env = livefeed_env(redis_server.url, prefix, TOKEN)
     first = await livefeed_process(env=env)
     second = await livefeed_process(env=env)
-    ws_url = second.url.replace("http", "ws") + "/ws"
-    async with websockets.connect(ws_url) as ws, httpx.AsyncClient(base_url=first.url) as api:
+    async with (
+        websockets.connect(second.ws_url) as ws,
+        httpx.AsyncClient(base_url=first.url) as api,
+    ):
         await subscribe(ws, "briefs")
         response = await api.post(
             "/api/briefs", json={"text": "via the first"}, headers=auth(TOKEN)
@@ -84,7 +82,7 @@ async def test_data_survives_a_restart_of_livefeed_and_its_embedded_redis(
         published = (
             await api.post("/api/briefs", json={"text": "New"}, headers=auth(TOKEN))
         ).json()
-    async with websockets.connect(again.url.replace("http", "ws") + "/ws") as ws:
+    async with websockets.connect(again.ws_url) as ws:
         frames = await subscribe(ws, "briefs", since=position)
         assert [f["data"]["id"] for f in frames[:-1]] == [published["id"]]
         assert frames[-1]["recovered"] is True
@@ -127,11 +125,7 @@ def _socket_count(pid: int) -> int:
 async def test_workers_share_one_port_and_sigterm_sends_every_reader_away(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
-    env = {
-        "LIVEFEED_REDIS_URL": redis_server.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-    }
+    env = livefeed_env(redis_server.url, prefix, TOKEN)
     # The default drain window: every reader must be sent away within 5 s.
     server = await livefeed_process(["--workers", "2"], env)
     # multiprocessing's resource tracker is a child too; the workers are the ones serving.
@@ -141,7 +135,7 @@ async def test_workers_share_one_port_and_sigterm_sends_every_reader_away(
     )
     workers = [w for w in _children(server.process.pid) if _socket_count(w) > 2]
     before = {w: _socket_count(w) for w in workers}
-    ws_url = server.url.replace("http", "ws") + "/ws"
+    ws_url = server.ws_url
     clients: list[websockets.ClientConnection] = []
     try:
         # The kernel hands connections to whichever worker accepts first: connect until

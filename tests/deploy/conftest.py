@@ -8,13 +8,10 @@ import pytest
 
 from tests.browser.conftest import browser, open_page  # noqa: F401
 from tests.deploy.stack import Stack
+from tests.helpers import started
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    running = Stack()
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with started(Stack()) as stack:
+        yield stack

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import httpx
 import yaml
 
 from livefeed.settings import Settings
-from tests.helpers import FACTOR, free_port
+from tests.helpers import Loopback, free_port, start_redis, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED_NGINX = ROOT / "deploy" / "nginx.conf"
@@ -101,7 +100,7 @@ def dockerfile_env() -> dict[str, str]:
 
 
 @dataclass
-class Node:
+class Node(Loopback):
     """One livefeed replica: compose's command and environment, on a loopback port."""
 
     index: int
@@ -110,13 +109,10 @@ class Node:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-
-class Stack:
-    """Redis (AOF) + 3 livefeed processes + nginx running the shipped config."""
+class Stack(Loopback):
+    """Redis (AOF) + 3 livefeed processes + nginx running the shipped config; its ``url`` and
+    ``ws_url`` are the load balancer's, the only addresses readers and editors use."""
 
     def __init__(self) -> None:
         # World-readable: nginx's workers (not root) read the static files from here.
@@ -128,22 +124,13 @@ class Stack:
         self.redis_port = free_port()
         self.redis: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
-        self.lb_port = free_port()
+        self.port = free_port()  # nginx's
         self.nodes = [
             Node(i) for i in range(self.compose["services"]["livefeed"]["deploy"]["replicas"])
         ]
         self.token = TOKEN
 
     # -- addresses ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The load balancer: the only address readers and editors use."""
-        return f"http://127.0.0.1:{self.lb_port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.lb_port}/ws"
 
     @property
     def compose_prefix(self) -> str:
@@ -173,16 +160,8 @@ class Stack:
 
     def _start_redis(self) -> None:
         command = list(self.compose["services"]["redis"]["command"])
-        binary = shutil.which(command[0]) or shutil.which("valkey-server")
-        assert binary is not None, "the deploy tests need redis-server"
-        data = self.dir / "redis"
-        data.mkdir()
-        args = [binary, *command[1:], "--port", str(self.redis_port), "--bind", "127.0.0.1"]
-        args += ["--dir", str(data), "--daemonize", "no", "--loglevel", "warning"]
-        log = (self.dir / "redis.log").open("wb")
-        self.redis = subprocess.Popen(args, stdout=log, stderr=log)
-        log.close()
-        _wait(lambda: _http_free(self.redis_port) is False, "redis-server to listen")
+        assert command[0] == "redis-server", command
+        self.redis = start_redis(self.redis_port, self.dir / "redis", *command[1:])
 
     def node_env(self, node: Node) -> dict[str, str]:
         service = self.compose["services"]["livefeed"]
@@ -222,16 +201,12 @@ class Stack:
         log.close()
 
     def wait_ready(self, node: Node) -> None:
-        def ready() -> bool:
-            assert node.process is not None
-            if node.process.poll() is not None:
-                raise AssertionError(f"livefeed {node.index} exited:\n{self.output(node)}")
-            try:
-                return httpx.get(node.url + "/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+        name = f"livefeed {node.index}"
 
-        _wait(ready, f"livefeed {node.index} to be ready", 30)
+        def ready() -> bool:
+            return _ready(node.process, node.url, name, lambda: self.output(node))
+
+        wait_until(ready, f"{name} to be ready", 30)
 
     def _start_nginx(self) -> None:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -258,74 +233,44 @@ class Stack:
         log.close()
 
         def up() -> bool:
-            assert self.nginx is not None
-            if self.nginx.poll() is not None:
-                raise AssertionError(f"nginx exited:\n{self.nginx_log.read_text()}")
-            try:
-                return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return _ready(self.nginx, self.url, "nginx", self.nginx_log.read_text)
 
-        _wait(up, "nginx to answer", 20)
+        wait_until(up, "nginx to answer", 20)
 
     def nginx_config(self) -> str:
         return rewrite_nginx(
             SHIPPED_NGINX.read_text(),
             upstreams=[n.port for n in self.nodes],
             static_dir=self.static_dir,
-            port=self.lb_port,
+            port=self.port,
         )
 
     # -- stopping -----------------------------------------------------------------------
 
     def stop_node(self, node: Node, sig: int = signal.SIGTERM) -> int | None:
-        process = node.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        node.process = None
-        return process.returncode
+        process, node.process = node.process, None
+        return None if process is None else stop_process(process, sig, grace=30)
 
     def output(self, node: Node) -> str:
         return node.log.read_text(errors="replace")[-4000:] if node.log else ""
 
     def stop(self) -> None:
-        for process in (self.nginx,):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)  # nginx: fast shutdown
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        if self.nginx is not None:
+            stop_process(self.nginx)  # SIGTERM: nginx's fast shutdown
         for node in self.nodes:
             self.stop_node(node)
-        if self.redis is not None and self.redis.poll() is None:
-            self.redis.terminate()
-            try:
-                self.redis.wait(10)
-            except subprocess.TimeoutExpired:
-                self.redis.kill()
-                self.redis.wait()
+        if self.redis is not None:
+            stop_process(self.redis)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _http_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _wait(condition: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout * FACTOR
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def _ready(process: subprocess.Popen[bytes] | None, url: str, name: str, output: Any) -> bool:
+    """Whether ``url`` answers /readyz 200; fails at once, with its output, if ``name``'s
+    process has exited."""
+    assert process is not None
+    if process.poll() is not None:
+        raise AssertionError(f"{name} exited:\n{output()}")
+    try:
+        return httpx.get(url + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

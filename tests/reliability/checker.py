@@ -10,7 +10,6 @@ topic's stream, or the acknowledged writes): no gap, no duplicate, ascending ids
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import random
@@ -24,7 +23,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tests.helpers import TIMEOUT, wait_for
+from tests.helpers import TIMEOUT, cancel_and_wait, wait_for
 
 # Every event frame starts with this header (events.frame_parts); matching it is far
 # cheaper than json.loads for readers that take thousands of frames a second.
@@ -108,11 +107,8 @@ class Checker:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         turn = 0

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
-from tests.helpers import FACTOR, free_port
+from tests.helpers import free_port, start_redis, stop_process, wait_until
 
 SERVICE = "livefeed"
 DOWN_AFTER_MS = 1000
@@ -27,28 +26,12 @@ class Node:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or shutil.which("valkey-server")
-        if binary is None:
-            raise RuntimeError("tests need redis-server (or valkey-server) on PATH")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        command = [binary, *self.args, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--dir", str(self.directory), "--daemonize", "no", "--loglevel", "warning"]
-        log = (self.directory / "log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=log)
-        log.close()
-        _until(lambda: self.ask("PING"), f"redis on {self.port} to start")
+        self.process = start_redis(self.port, self.directory, *self.args)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_process(self.process, sig)
+            self.process = None
 
     def restart_unpromotable(self) -> None:
         """Start again, never to be chosen by the sentinels as a primary."""
@@ -152,11 +135,5 @@ class SentinelDeployment:
             node.stop()
 
 
-def _until(check: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout * FACTOR
-    while True:
-        if callable(check) and check():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def _until(check: Callable[[], object], what: str) -> None:
+    wait_until(check, what, timeout=20.0)

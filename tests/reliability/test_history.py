@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from livefeed.settings import Settings
 from livefeed.storage.eventlog import EventLog
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import TIMEOUT, auth, subscribe, wait_for
+from tests.helpers import TIMEOUT, auth, running, started, subscribe, wait_for
 from tests.reliability.checker import Checker, id_key, problems, start_all, stop_all
-from tests.reliability.conftest import history_ids
+from tests.reliability.toolkit import checkers, history_ids, position
 
 
 async def _publish(server: LiveServer, count: int, label: str) -> list[str]:
@@ -61,8 +61,7 @@ async def test_history_lost_by_flushall_is_reported_not_recovered_never_replayed
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
     prefix = own_server.settings.redis_prefix
-    async with own_server.client() as api:
-        origin = (await api.get("/api/briefs")).json()["last_event_id"]
+    origin = await position(own_server.url)
     watcher = Checker([own_server.ws_url], since={"briefs": origin}, name="watcher")
     await start_all([watcher])
     try:
@@ -95,25 +94,19 @@ async def test_history_lost_by_flushall_is_reported_not_recovered_never_replayed
 
 
 @pytest.fixture
-def volatile_redis(tmp_path: Path) -> RedisServer:
-    server = RedisServer(tmp_path / "volatile", appendonly=False)
-    server.start()
-    return server
+def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with started(RedisServer(tmp_path / "volatile", appendonly=False)) as server:
+        yield server
 
 
 async def test_redis_restarted_empty_tells_connected_readers_to_refetch(
     settings: Settings, volatile_redis: RedisServer
 ) -> None:
     """No persistence, SIGKILL, restart: the hub's replay finds the history gone."""
-    server = LiveServer(settings.with_(redis_url=volatile_redis.url))
-    await server.start()
     prefix = settings.redis_prefix
-    try:
-        async with server.client() as api:
-            origin = (await api.get("/api/briefs")).json()["last_event_id"]
-        readers = [
-            Checker([server.ws_url], since={"briefs": origin}, name=f"r{i}") for i in range(3)
-        ]
+    async with running(LiveServer(settings.with_(redis_url=volatile_redis.url))) as server:
+        origin = await position(server.url)
+        readers = checkers([server.ws_url], 3, origin)
         await start_all(readers)
         try:
             await _publish(server, 10, "before")
@@ -139,9 +132,6 @@ async def test_redis_restarted_empty_tells_connected_readers_to_refetch(
             assert reader.connections == 1
         for since in (before[0], before[-1]):
             assert await _resume(server, since) == ([], False)
-    finally:
-        await server.stop()
-        volatile_redis.stop()
 
 
 HISTORY = 5
@@ -149,20 +139,15 @@ HISTORY = 5
 
 @pytest.fixture
 async def short_history_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(settings.with_(history_size=HISTORY))
-    await server.start()
-    try:
+    async with running(LiveServer(settings.with_(history_size=HISTORY))) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_resume_at_the_edge_of_the_retained_window(
     short_history_server: LiveServer,
 ) -> None:
     server = short_history_server
-    async with server.client() as api:
-        origin = (await api.get("/api/briefs")).json()["last_event_id"]
+    origin = await position(server.url)
     watcher = Checker([server.ws_url], since={"briefs": origin}, name="watcher")
     await start_all([watcher])
     try:
@@ -193,12 +178,8 @@ async def test_resume_at_the_edge_of_the_retained_window(
 
 @pytest.fixture
 async def race_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(settings.with_(history_size=1_000_000))
-    await server.start()
-    try:
+    async with running(LiveServer(settings.with_(history_size=1_000_000))) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 class FlatOut:

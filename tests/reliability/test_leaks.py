@@ -13,8 +13,8 @@ import websockets
 
 from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import TIMEOUT, auth, recv_json, wait_for
-from tests.reliability.conftest import open_fds, report, sockets_by_peer
+from tests.helpers import TIMEOUT, auth, livefeed_env, recv_json, wait_for
+from tests.reliability.toolkit import open_fds, position, report, sockets_by_peer
 
 TOKEN = "reliability-token"
 CYCLES = 2_000
@@ -130,8 +130,7 @@ async def test_connect_disconnect_cycles_leak_no_task_fd_or_subscription_in_proc
     state = server.services
     fds = Fds("self", redis_server.port)
     # Resume from well back, so replays are in flight when readers vanish.
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
-        origin = (await api.get("/api/briefs")).json()["last_event_id"]
+    origin = await position(server.url)
     await _history(server.url)
     await _run_visits(server.url, server.ws_url, 200, origin)  # warm up pools and caches
 
@@ -158,29 +157,22 @@ async def test_connect_disconnect_cycles_leak_no_task_fd_or_subscription_in_proc
 async def test_connect_disconnect_cycles_leak_no_fd_in_a_server_process(
     livefeed_process, redis_server: RedisServer, prefix: str
 ) -> None:
-    server = await livefeed_process(
-        env={
-            "LIVEFEED_REDIS_URL": redis_server.url,
-            "LIVEFEED_REDIS_PREFIX": prefix,
-            "LIVEFEED_EDITOR_TOKEN": TOKEN,
-            "LIVEFEED_MAX_CONNECTIONS_PER_IP": "1000",
-            "LIVEFEED_LOG_LEVEL": "warning",
-        }
+    env = livefeed_env(
+        redis_server.url, prefix, TOKEN, max_connections_per_ip=1000, log_level="warning"
     )
+    server = await livefeed_process(env=env)
     assert server.process is not None
     fds = Fds(server.process.pid, redis_server.port)
-    ws_url = server.url.replace("http", "ws", 1) + "/ws"
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
-        origin = (await api.get("/api/briefs")).json()["last_event_id"]
+    origin = await position(server.url)
     await _history(server.url)
-    await _run_visits(server.url, ws_url, 200, origin)  # warm up
+    await _run_visits(server.url, server.ws_url, 200, origin)  # warm up
 
     def readers_gone() -> bool:
         return sockets_by_peer(fds.pid).get("reader", 0) == 0
 
     await wait_for(readers_gone, what="the warm-up readers' sockets to close")
     fds_before, redis_before = fds.others(), fds.redis()
-    failures, published = await _run_visits(server.url, ws_url, CYCLES, origin)
+    failures, published = await _run_visits(server.url, server.ws_url, CYCLES, origin)
     await wait_for(readers_gone, what="every reader's socket to close")
     await wait_for(
         lambda: fds.others() <= fds_before,

@@ -11,35 +11,33 @@ from typing import Any
 import httpx
 
 from tests.conftest import RedisServer
-from tests.helpers import FACTOR, TIMEOUT, wait_for
-from tests.reliability.checker import (
-    GOING_AWAY,
-    Checker,
-    start_all,
-    stop_all,
-    wait_until_all_have,
+from tests.helpers import FACTOR, TIMEOUT, livefeed_env, wait_for
+from tests.reliability.checker import GOING_AWAY
+from tests.reliability.toolkit import (
+    Publisher,
+    Watch,
+    checkers,
+    position,
+    report,
+    sockets_by_peer,
 )
-from tests.reliability.conftest import Publisher, history_ids, report, sockets_by_peer
 
 TOKEN = "reliability-token"
 
 
-def _env(redis: RedisServer, prefix: str) -> dict[str, str]:
-    return {
-        "LIVEFEED_REDIS_URL": redis.url,
-        "LIVEFEED_REDIS_PREFIX": prefix,
-        "LIVEFEED_EDITOR_TOKEN": TOKEN,
-        "LIVEFEED_LOG_LEVEL": "warning",
-    }
+def _env(redis: RedisServer, prefix: str, **settings: object) -> dict[str, str]:
+    return livefeed_env(redis.url, prefix, TOKEN, log_level="warning", **settings)
 
 
-def _ws(process: Any) -> str:
-    return str(process.url).replace("http", "ws", 1) + "/ws"
-
-
-async def _position(url: str) -> str:
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as api:
-        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
+async def _movers(
+    leaving: Any, staying: Any, count: int, redis: RedisServer, prefix: str, stayers: int = 0
+) -> Watch:
+    """``count`` readers of ``leaving`` that move to ``staying`` when it goes (and
+    ``stayers`` on ``staying`` alone), while an editor posts 50 briefs/s to ``staying``."""
+    since = await position(staying.url)
+    readers = checkers([leaving.ws_url, staying.ws_url], count, since, name="mover")
+    readers += checkers([staying.ws_url], stayers, since, name="stayer")
+    return Watch(readers, Publisher(staying.url, TOKEN, rate=50.0), redis.url, prefix)
 
 
 async def test_readers_of_a_sigkilled_process_resume_on_the_other_without_loss(
@@ -47,28 +45,16 @@ async def test_readers_of_a_sigkilled_process_resume_on_the_other_without_loss(
 ) -> None:
     doomed = await livefeed_process(env=_env(redis_server, prefix))
     survivor = await livefeed_process(env=_env(redis_server, prefix))
-    since = {"briefs": await _position(survivor.url)}
-    movers = [
-        Checker([_ws(doomed), _ws(survivor)], since=since, name=f"mover{i}") for i in range(10)
-    ]
-    stayers = [Checker([_ws(survivor)], since=since, name=f"stayer{i}") for i in range(5)]
-    readers = movers + stayers
-    await start_all(readers)
-    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
-    try:
-        publisher.start(seconds=4.0)
+    watch = await _movers(doomed, survivor, 10, redis_server, prefix, stayers=5)
+    movers = watch.readers[:10]
+    async with watch:
+        watch.publisher.start(seconds=4.0)
         await asyncio.sleep(1.5)
         doomed.stop(signal.SIGKILL)
         killed_at = time.monotonic()
-        await publisher.wait()
-        truth = await history_ids(redis_server.url, prefix)
-        await wait_until_all_have(readers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await stop_all(readers)
-    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
-    for reader in readers:
-        reader.check("briefs", truth)
+        truth = await watch.settle()
+    watch.every_write_acknowledged(truth)
+    watch.check(truth)
     for mover in movers:
         assert mover.connections == 2 and mover.closes == [None], (mover.name, mover.closes)
     resumed = max(m.close_times[0] for m in movers) - killed_at
@@ -84,14 +70,9 @@ async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_withou
     drain = 2.0
     leaving = await livefeed_process(["--drain-seconds", str(drain)], _env(redis_server, prefix))
     staying = await livefeed_process(env=_env(redis_server, prefix))
-    since = {"briefs": await _position(staying.url)}
-    movers = [
-        Checker([_ws(leaving), _ws(staying)], since=since, name=f"mover{i}") for i in range(20)
-    ]
-    await start_all(movers)
-    publisher = Publisher(staying.url, TOKEN, rate=50.0)
-    try:
-        publisher.start(seconds=5.0)
+    async with await _movers(leaving, staying, 20, redis_server, prefix) as watch:
+        movers = watch.readers
+        watch.publisher.start(seconds=5.0)
         await asyncio.sleep(1.0)
         assert leaving.process is not None
         leaving.process.send_signal(signal.SIGTERM)
@@ -113,19 +94,13 @@ async def test_sigterm_drains_readers_with_1001_and_they_resume_elsewhere_withou
         )
         exited_after = time.monotonic() - sent_at
         exit_code = leaving.process.returncode
-        await publisher.wait()
-        truth = await history_ids(redis_server.url, prefix)
-        await wait_until_all_have(movers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await stop_all(movers)
+        truth = await watch.settle()
     assert "shutdown" in not_ready[0].json()["failing"], not_ready[0].text
     assert exit_code == 0, leaving.output
-    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
+    watch.every_write_acknowledged(truth)
+    watch.check(truth, connections=2)
     for mover in movers:
-        mover.check("briefs", truth)
         assert mover.closes == [GOING_AWAY], (mover.name, mover.closes)
-        assert mover.connections == 2
     closed = sorted(m.close_times[0] - sent_at for m in movers)
     # Spread over the drain window rather than all at once (a reconnect storm).
     assert closed[-1] - closed[0] > drain / 4, closed
@@ -142,19 +117,14 @@ async def test_a_reconnect_storm_is_answered_from_redis_without_loss(
 ) -> None:
     """300 readers lose their process at once and all resume on the other: each one gets
     ``subscribed`` (never an error while Redis is up) and then every event once, in order."""
-    env = {**_env(redis_server, prefix), "LIVEFEED_MAX_CONNECTIONS_PER_IP": "1000"}
+    env = _env(redis_server, prefix, max_connections_per_ip=1000)
     doomed = await livefeed_process(env=env)
     survivor = await livefeed_process(env=env)
     assert survivor.process is not None
-    since = {"briefs": await _position(survivor.url)}
-    movers = [
-        Checker([_ws(doomed), _ws(survivor)], since=since, name=f"mover{i}") for i in range(300)
-    ]
-    for batch in range(0, len(movers), 50):  # arrive gently; the storm comes with the kill
-        await start_all(movers[batch : batch + 50])
-    publisher = Publisher(survivor.url, TOKEN, rate=50.0)
-    try:
-        publisher.start(seconds=4.0)
+    # The Watch lets them arrive gently, 50 at a time; the storm comes with the kill.
+    async with await _movers(doomed, survivor, 300, redis_server, prefix) as watch:
+        movers = watch.readers
+        watch.publisher.start(seconds=4.0)
         await asyncio.sleep(1.0)
         redis_before = sockets_by_peer(survivor.process.pid).get(f"to port {redis_server.port}")
         doomed.stop(signal.SIGKILL)
@@ -172,15 +142,9 @@ async def test_a_reconnect_storm_is_answered_from_redis_without_loss(
             f"{refused[0].errors[0]} although Redis was up: such a reader stays connected "
             "and receives nothing"
         )
-        await publisher.wait()
-        truth = await history_ids(redis_server.url, prefix)
-        await wait_until_all_have(movers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await stop_all(movers)
-    assert publisher.by_status() == {201: len(truth)}, publisher.failures()[:3]
-    for mover in movers:
-        mover.check("briefs", truth)
+        truth = await watch.settle()
+    watch.every_write_acknowledged(truth)
+    watch.check(truth)
     report(
         f"reconnect storm: {len(movers)} readers resumed on the surviving process "
         f"{resumed:.2f}s after the kill, every one complete ({len(truth)} events); the "

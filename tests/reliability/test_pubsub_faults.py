@@ -5,54 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-import redis.asyncio as aioredis
 
-from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import FACTOR, TIMEOUT, wait_for
-from tests.reliability.checker import Checker, start_all, stop_all, wait_until_all_have
-from tests.reliability.conftest import Publisher, history_ids, report
+from tests.helpers import FACTOR, TIMEOUT, Background, wait_for
 from tests.reliability.fault_proxy import FaultProxy
-
-
-async def _position(server: LiveServer) -> str:
-    async with server.client() as api:
-        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
+from tests.reliability.toolkit import ConnectionKiller, report, watching
 
 
 async def test_pubsub_connection_killed_every_two_seconds_loses_nothing(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
     hub = own_server.services.hub
-    since = await _position(own_server)
-    readers = [
-        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(5)
-    ]
-    await start_all(readers)
-    publisher = Publisher(own_server.url, own_server.token, rate=20.0)
-    admin = aioredis.Redis.from_url(own_redis.url)
-    kills = 0
-    try:
-        publisher.start(seconds=13.0)
-        for _ in range(6):
-            await asyncio.sleep(2.0)
-            kills += await admin.client_kill_filter(_type="pubsub")
-        await publisher.wait()
-        truth = await history_ids(own_redis.url, own_server.settings.redis_prefix)
-        await wait_until_all_have(readers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await stop_all(readers)
-        await admin.aclose()
-    assert publisher.by_status() == {201: len(publisher.answers)}, publisher.failures()[:3]
-    assert len(truth) == len(publisher.answers)
-    for reader in readers:
-        reader.check("briefs", truth)
-        assert reader.connections == 1, f"{reader.name} was disconnected: {reader.closes}"
+    async with (
+        watching(own_server, own_redis.url, readers=5, rate=20.0) as watch,
+        ConnectionKiller(own_redis.url, "pubsub") as killer,
+    ):
+        watch.publisher.start(seconds=13.0)
+        kills = await killer.every(2.0, times=6)
+        truth = await watch.settle()
+    watch.every_write_acknowledged(truth)
+    watch.check(truth, connections=1)
     assert kills >= 6 and hub.reconnects >= 6, (kills, hub.reconnects)
     report(
         f"CLIENT KILL TYPE pubsub x{kills}: {len(truth)} events, hub reconnects "
@@ -60,45 +34,14 @@ async def test_pubsub_connection_killed_every_two_seconds_loses_nothing(
     )
 
 
-@pytest.fixture
-async def proxy(own_redis: RedisServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(own_redis.port)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
-
-
-@pytest.fixture
-async def proxied_server(settings: Settings, proxy: FaultProxy) -> AsyncIterator[LiveServer]:
-    """livefeed whose every Redis connection (commands and pub/sub) goes through the proxy."""
-    server = LiveServer(settings.with_(redis_url=proxy.url))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-class ReadinessLog:
+class ReadinessLog(Background):
     """Polls /readyz and keeps (time, status, failing checks)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.samples: list[tuple[float, int, list[str]]] = []
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         async with httpx.AsyncClient(base_url=self.url, timeout=TIMEOUT) as client:
             while True:
                 response = await client.get("/readyz")
@@ -115,14 +58,8 @@ async def test_a_silent_subscription_is_detected_by_the_probe_and_recovered_with
 ) -> None:
     """Redis keeps "delivering" to the hub's subscriber connection, the hub hears nothing."""
     hub = proxied_server.services.hub
-    since = await _position(proxied_server)
-    readers = [
-        Checker([proxied_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
-    ]
-    await start_all(readers)
-    publisher = Publisher(proxied_server.url, proxied_server.token, rate=20.0)
-    try:
-        publisher.start(seconds=30.0)
+    async with watching(proxied_server, own_redis.url, readers=3, rate=20.0) as watch:
+        watch.publisher.start(seconds=30.0)
         await asyncio.sleep(1.0)
         silent_before = hub.silent
         assert proxy.silence() == 1  # the hub's one subscriber connection
@@ -132,18 +69,12 @@ async def test_a_silent_subscription_is_detected_by_the_probe_and_recovered_with
         await wait_for(lambda: hub.is_ready, what="the hub to resubscribe")
         recovered = time.monotonic() - silenced_at
         await asyncio.sleep(1.0)  # live again: a second of events on the new subscription
-        publisher.stop()
-        await publisher.wait()
-        truth = await history_ids(own_redis.url, proxied_server.settings.redis_prefix)
-        await wait_until_all_have(readers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await stop_all(readers)
-    assert publisher.by_status() == {201: len(publisher.answers)}, "commands kept working"
+        watch.publisher.stop()
+        truth = await watch.settle()
+    answers = watch.publisher.answers
+    assert watch.publisher.by_status() == {201: len(answers)}, "commands kept working"
     assert proxy.silenced() == 0, "the hub left the deaf connection"
-    for reader in readers:
-        reader.check("briefs", truth)
-        assert reader.connections == 1
+    watch.check(truth, connections=1)
     # The probe runs every PUBSUB_PROBE_INTERVAL (3 s) and waits PUBSUB_PROBE_TIMEOUT (2 s).
     assert detected < 3.0 + 2.0 + 1.0 * FACTOR
     report(
@@ -158,16 +89,11 @@ async def test_readyz_names_pubsub_for_as_long_as_the_subscription_stays_deaf(
     """The deafness persists across resubscribes (every new subscriber connection is silenced
     too) for ~8 s: /readyz must stay 503 naming pubsub from detection until it heals."""
     hub = proxied_server.services.hub
-    since = await _position(proxied_server)
-    readers = [
-        Checker([proxied_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
-    ]
-    await start_all(readers)
-    publisher = Publisher(proxied_server.url, proxied_server.token, rate=20.0)
-    readiness = ReadinessLog(proxied_server.url)
-    readiness.start()
-    try:
-        publisher.start(seconds=30.0)
+    async with (
+        watching(proxied_server, own_redis.url, readers=3, rate=20.0) as watch,
+        ReadinessLog(proxied_server.url) as readiness,
+    ):
+        watch.publisher.start(seconds=30.0)
         await asyncio.sleep(1.0)
         silent_before = hub.silent
         proxy.silence(new_ones_too=True)
@@ -182,17 +108,9 @@ async def test_readyz_names_pubsub_for_as_long_as_the_subscription_stays_deaf(
             timeout=10,
             what="/readyz 200 again",
         )
-        publisher.stop()
-        await publisher.wait()
-        truth = await history_ids(own_redis.url, proxied_server.settings.redis_prefix)
-        await wait_until_all_have(readers, "briefs", truth)
-    finally:
-        publisher.stop()
-        await readiness.stop()
-        await stop_all(readers)
-    for reader in readers:
-        reader.check("briefs", truth)
-        assert reader.connections == 1
+        watch.publisher.stop()
+        truth = await watch.settle()
+    watch.check(truth, connections=1)
     # Allow one polling interval for /readyz to turn after the probe failed.
     during = readiness.between(detected_at + 0.2, healed_at)
     ready_while_deaf = [(round(t - detected_at, 2), s) for t, s, f in during if "pubsub" not in f]

@@ -12,26 +12,17 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-import redis.asyncio as aioredis
 
 from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import FACTOR, TIMEOUT, auth
-from tests.reliability.checker import Checker, start_all, stop_all, wait_until_all_have
-from tests.reliability.conftest import Answer, Publisher, history, report
+from tests.helpers import FACTOR, TIMEOUT, auth, running
 from tests.reliability.fault_proxy import FaultProxy
+from tests.reliability.toolkit import Answer, ConnectionKiller, history, report, watching
 
 READERS = 5
 RATE = 50.0  # briefs per second, through the API
-
-
-async def _position(server: LiveServer) -> str:
-    async with server.client() as api:
-        return str((await api.get("/api/briefs", params={"limit": 1})).json()["last_event_id"])
 
 
 def _check_outage_answers(answers: list[Answer]) -> list[float]:
@@ -50,14 +41,10 @@ async def test_redis_sigkilled_mid_publish_loses_no_acknowledged_brief(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
     hub = own_server.services.hub
-    since = await _position(own_server)
-    readers = [
-        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}", keep_data=True)
-        for i in range(READERS)
-    ]
-    await start_all(readers)
-    publisher = Publisher(own_server.url, own_server.token, RATE)
-    try:
+    async with watching(
+        own_server, own_redis.url, readers=READERS, rate=RATE, keep_data=True
+    ) as watch:
+        publisher, readers = watch.publisher, watch.readers
         publisher.start(seconds=6.0)
         await asyncio.sleep(2.0)
         own_redis.stop(signal.SIGKILL)
@@ -69,23 +56,17 @@ async def test_redis_sigkilled_mid_publish_loses_no_acknowledged_brief(
             event_id
             for event_id, _ in await history(own_redis.url, own_server.settings.redis_prefix)
         }
-        await publisher.wait()
-        truth = await history(own_redis.url, own_server.settings.redis_prefix)
-        truth_ids = [event_id for event_id, _ in truth]
-        await wait_until_all_have(readers, "briefs", truth_ids, timeout=3.0 + TIMEOUT)
-    finally:
-        publisher.stop()
-        await stop_all(readers)
+        truth_ids = await watch.settle(timeout=3.0 + TIMEOUT)
+    truth = watch.truth
 
     # Nothing acknowledged was lost by Redis (AOF), and readers got exactly the stream.
     published = {data["id"] for _, data in truth}
     acknowledged = publisher.acknowledged()
     lost = [b for b in acknowledged if b not in published]
     assert not lost, f"{len(lost)} acknowledged briefs are not in the stream after the restart"
+    watch.check(truth_ids, connections=1)
     for reader in readers:
-        reader.check("briefs", truth_ids)
         assert [d["id"] for d in reader.data["briefs"]] == [d["id"] for _, d in truth]
-        assert reader.connections == 1, f"{reader.name} was disconnected: {reader.closes}"
     assert hub.reconnects >= 1
 
     # Figures: how fast the API says 503, and how fast readers caught up once Redis was back.
@@ -111,15 +92,10 @@ async def test_redis_hanging_answers_503_in_time_and_resumes_without_loss(
     own_server: LiveServer, own_redis: RedisServer
 ) -> None:
     """SIGSTOP: connections open but no answer — the timeout path, not a refused connection."""
-    since = await _position(own_server)
-    readers = [
-        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
-    ]
-    await start_all(readers)
-    publisher = Publisher(own_server.url, own_server.token, rate=20.0)
     assert own_redis.process is not None
     pid = own_redis.process.pid
-    try:
+    async with watching(own_server, own_redis.url, readers=3, rate=20.0) as watch:
+        publisher, readers = watch.publisher, watch.readers
         publisher.start(seconds=6.0)
         await asyncio.sleep(1.5)
         os.kill(pid, signal.SIGSTOP)
@@ -132,23 +108,15 @@ async def test_redis_hanging_answers_503_in_time_and_resumes_without_loss(
         finally:
             os.kill(pid, signal.SIGCONT)
         resumed_at = time.monotonic()
-        await publisher.wait()
-        truth = await history(own_redis.url, own_server.settings.redis_prefix)
-        truth_ids = [e for e, _ in truth]
-        await wait_until_all_have(readers, "briefs", truth_ids, timeout=3.0 + TIMEOUT)
+        truth_ids = await watch.settle(timeout=3.0 + TIMEOUT)
         caught_up = max(r.arrived["briefs"][truth_ids[-1]] for r in readers) - resumed_at
-    finally:
-        publisher.stop()
-        await stop_all(readers)
     assert ready.status_code == 503 and "redis" in ready.json()["failing"], ready.text
     assert readyz_latency < 2.0 * FACTOR
     latencies = _check_outage_answers(publisher.answers)
     assert max(latencies) < 2.0 * FACTOR, f"a 503 took {max(latencies):.2f}s"
-    published = {d["id"] for _, d in truth}
+    published = {d["id"] for _, d in watch.truth}
     assert not [b for b in publisher.acknowledged() if b not in published]
-    for reader in readers:
-        reader.check("briefs", truth_ids)
-        assert reader.connections == 1, f"{reader.name} was disconnected: {reader.closes}"
+    watch.check(truth_ids, connections=1)
     # A 503 after a timeout does not say the write did not happen: Redis may run it later.
     late = len(published) - len(publisher.acknowledged())
     report(
@@ -184,44 +152,20 @@ async def test_connections_cut_mid_write_lose_nothing(
     """Redis drops the app's command connections (CLIENT KILL TYPE normal every 20 ms) while
     editors publish: every write is answered (201, or 503 when its outcome is unknown), every
     201 is in the stream, and readers get the stream exactly."""
-    since = await _position(own_server)
-    readers = [
-        Checker([own_server.ws_url], since={"briefs": since}, name=f"r{i}") for i in range(3)
-    ]
-    await start_all(readers)
-    publisher = Publisher(own_server.url, own_server.token, rate=100.0)
-    admin = aioredis.Redis.from_url(own_redis.url)
-    kills = 0
-    try:
+    async with (
+        watching(own_server, own_redis.url, readers=3, rate=100.0) as watch,
+        ConnectionKiller(own_redis.url, "normal") as killer,
+    ):
+        publisher = watch.publisher
         publisher.start(seconds=3.0)
-        while not publisher.done:
-            kills += await admin.client_kill_filter(_type="normal")
-            await asyncio.sleep(0.02)
-        await publisher.wait()
-        truth = await history(own_redis.url, own_server.settings.redis_prefix)
-        truth_ids = [e for e, _ in truth]
-        await wait_until_all_have(readers, "briefs", truth_ids)
-    finally:
-        publisher.stop()
-        await stop_all(readers)
-        await admin.aclose()
-    for reader in readers:
-        reader.check("briefs", truth_ids)
-    published = {d["id"] for _, d in truth}
+        kills = await killer.every(0.02, until=lambda: publisher.done)
+        truth_ids = await watch.settle()
+    watch.check(truth_ids)
+    published = {d["id"] for _, d in watch.truth}
     assert not [b for b in publisher.acknowledged() if b not in published]
     report(f"command connections cut {kills} times: answers {publisher.by_status()}")
     wrong = [a for a in publisher.answers if a.status not in (201, 503)]
     assert len(wrong) == 0, f"unexpected answers: {wrong[:3]}"
-
-
-@pytest.fixture
-async def proxy(own_redis: RedisServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(own_redis.port)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
 
 
 async def test_a_write_whose_answer_is_lost_is_not_reported_as_a_conflict(
@@ -230,19 +174,17 @@ async def test_a_write_whose_answer_is_lost_is_not_reported_as_a_conflict(
     """Redis runs the write, then the connection breaks before its answer arrives: the
     client cannot know it succeeded. The API may say 201 or 503 — not 409 "published
     before" about the brief the request itself just published."""
-    server = LiveServer(settings.with_(redis_url=proxy.url))
-    await server.start()
-    try:
-        async with server.client() as api:
-            answers = []
-            for i in range(5):
-                proxy.cut_after("EVALSHA")
-                response = await api.post(
-                    "/api/briefs", json={"text": f"answer lost {i}"}, headers=auth(server.token)
-                )
-                answers.append((response.status_code, response.text[:200]))
-    finally:
-        await server.stop()
+    async with (
+        running(LiveServer(settings.with_(redis_url=proxy.url))) as server,
+        server.client() as api,
+    ):
+        answers = []
+        for i in range(5):
+            proxy.cut_after("EVALSHA")
+            response = await api.post(
+                "/api/briefs", json={"text": f"answer lost {i}"}, headers=auth(server.token)
+            )
+            answers.append((response.status_code, response.text[:200]))
     assert proxy.cuts == 5
     published = {d["text"] for _, d in await history(own_redis.url, settings.redis_prefix)}
     assert published == {f"answer lost {i}" for i in range(5)}  # Redis ran every one

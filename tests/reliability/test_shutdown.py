@@ -16,7 +16,7 @@ from livefeed import limits
 from livefeed.settings import Settings
 from tests.conftest import LiveServer, RedisServer
 from tests.helpers import FACTOR, subscribe
-from tests.reliability.conftest import Publisher
+from tests.reliability.toolkit import Publisher
 
 READERS = 10
 # The drain window, then at most one SHUTDOWN_STEP per remaining step; 2 s of slack for a

@@ -4,27 +4,25 @@ anything: it is dropped (1013) once its send queue is full, the others lose noth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import time
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RedisServer
-from tests.helpers import TIMEOUT, auth, subscribe
-from tests.reliability.checker import (
-    TRY_AGAIN_LATER,
-    Checker,
-    start_all,
-    stop_all,
-    wait_until_all_have,
+from tests.helpers import (
+    TIMEOUT,
+    Background,
+    auth,
+    connect_without_reading,
+    livefeed_env,
+    subscribe,
 )
-from tests.reliability.conftest import history_ids, report, rss_kib
+from tests.reliability.checker import TRY_AGAIN_LATER, start_all, stop_all, wait_until_all_have
+from tests.reliability.toolkit import checkers, history_ids, position, report, rss_kib
 
 TOKEN = "reliability-token"
 SLUG = "slow-readers"
@@ -36,24 +34,14 @@ SECONDS = 7.0
 TEXT = ("Си Цзиньпин и Владимир Путин провели переговоры в Москве. " * 40)[:2000]
 
 
-class Sampler:
+class Sampler(Background):
     """Samples a process's resident memory every 100 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.samples: list[int] = []
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             self.samples.append(rss_kib(self.pid))
             await asyncio.sleep(0.1)
@@ -80,43 +68,48 @@ async def _publish_comments(url: str, seconds: float) -> list[int]:
     return statuses
 
 
-async def _connect_slow(port: int) -> Any:
-    """A reader with a tiny receive buffer that will never read."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    return await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1, open_timeout=TIMEOUT
+async def _server_with_the_article(
+    livefeed_process: Any, redis_server: RedisServer, prefix: str
+) -> tuple[Any, str]:
+    """A livefeed process that takes comments as fast as they come, with the article they
+    are on; where the article's comments stand."""
+    env = livefeed_env(
+        redis_server.url,
+        prefix,
+        TOKEN,
+        comment_rate="100000/second",
+        max_connections_per_ip=1000,
+        history_size=100_000,
+        log_level="warning",
     )
-
-
-@pytest.mark.timeout(120)
-async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
-    livefeed_process, redis_server: RedisServer, prefix: str
-) -> None:
-    server = await livefeed_process(
-        env={
-            "LIVEFEED_REDIS_URL": redis_server.url,
-            "LIVEFEED_REDIS_PREFIX": prefix,
-            "LIVEFEED_EDITOR_TOKEN": TOKEN,
-            "LIVEFEED_COMMENT_RATE": "100000/second",
-            "LIVEFEED_MAX_CONNECTIONS_PER_IP": "1000",
-            "LIVEFEED_HISTORY_SIZE": "100000",
-            "LIVEFEED_LOG_LEVEL": "warning",
-        }
-    )
-    assert server.process is not None
-    pid = server.process.pid
+    server = await livefeed_process(env=env)
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
         article = {"title": "Slow readers", "summary": "s", "body": ["b"]}
         response = await api.put(f"/api/articles/{SLUG}", json=article, headers=auth(TOKEN))
         assert response.status_code == 201, response.text
-        since = (await api.get(f"/api/articles/{SLUG}/comments")).json()["last_event_id"]
-    ws_url = server.url.replace("http", "ws", 1) + "/ws"
-    readers = [Checker([ws_url], [TOPIC], {TOPIC: since}, name=f"r{i}") for i in range(READERS)]
+    return server, await position(server.url, f"/api/articles/{SLUG}/comments")
+
+
+async def _read_until_closed(ws: Any) -> tuple[list[str], ConnectionClosed]:
+    """The ids of the events a reader was sent, read until the server's close."""
+    got: list[str] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            got.append(frame["id"])
+    return got, closed.value
+
+
+@pytest.mark.timeout(120)
+async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
+    livefeed_process: Any, redis_server: RedisServer, prefix: str
+) -> None:
+    server, since = await _server_with_the_article(livefeed_process, redis_server, prefix)
+    assert server.process is not None
+    pid = server.process.pid
+    readers = checkers([server.ws_url], READERS, since, topic=TOPIC)
     await start_all(readers)
-    slow = await _connect_slow(server.port)
+    slow = await connect_without_reading(server.port)
     sampler = Sampler(pid)
     try:
         await subscribe(slow, TOPIC, since=since)
@@ -130,11 +123,7 @@ async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
         await sampler.stop()
         after = rss_kib(pid)
         # Now read what the slow reader was sent: a prefix of the topic, then the end.
-        got: list[str] = []
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                frame = json.loads(await asyncio.wait_for(slow.recv(), TIMEOUT))
-                got.append(frame["id"])
+        got, closed = await _read_until_closed(slow)
     finally:
         await sampler.stop()
         await stop_all(readers)
@@ -147,7 +136,7 @@ async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
     # The slow reader got a gap-free prefix and was then closed: 1013 if the close frame
     # reached it (it queues behind what it never read), else the connection just ended.
     assert got == truth[: len(got)] and len(got) < len(truth), (len(got), len(truth))
-    assert closed.value.rcvd is None or closed.value.rcvd.code == TRY_AGAIN_LATER
+    assert closed.rcvd is None or closed.rcvd.code == TRY_AGAIN_LATER
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as api:
         metrics = (await api.get("/metrics")).text
     assert 'livefeed_slow_consumer_disconnects_total{transport="ws"} 1' in metrics, [
@@ -158,7 +147,7 @@ async def test_a_reader_that_never_reads_is_dropped_and_costs_little_memory(
     report(
         f"slow reader + {READERS} readers, {len(truth)} comments of ~3.7 KB in "
         f"{published_in:.1f}s ({len(truth) / published_in:.0f}/s): slow reader dropped after "
-        f"{len(got)} events, code {closed.value.rcvd.code if closed.value.rcvd else 'none'}; "
+        f"{len(got)} events, code {closed.rcvd.code if closed.rcvd else 'none'}; "
         f"server RSS {baseline / 1024:.1f} MiB before, peak {peak / 1024:.1f} MiB "
         f"(+{growth_mib:.1f} MiB), {after / 1024:.1f} MiB after"
     )
