@@ -20,6 +20,7 @@ import pytest
 
 from livefeed.app import create_app
 from livefeed.services import Services, services_of
+from livefeed.serving.protocols import ServingState
 from livefeed.serving.server import Server, server_config
 from livefeed.settings import Rate, Settings
 from tests.helpers import (
@@ -87,11 +88,43 @@ def settings(redis_server: RedisServer, prefix: str) -> Settings:
     return settings_for(redis_server.url, prefix)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_write_paths: run each live_server test twice, with the livefeed.frames fast path"
+        " and with plain ASGI send",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_write_paths") and (
+        "frames_extension" in metafunc.fixturenames
+    ):
+        metafunc.parametrize(
+            "frames_extension", [True, False], ids=["frames", "asgi-send"], indirect=True
+        )
+
+
+@pytest.fixture
+def frames_extension(request: pytest.FixtureRequest) -> bool:
+    """Whether the live server offers ``livefeed.frames`` (else the transports use ASGI send)."""
+    return bool(getattr(request, "param", True))
+
+
+class _TestServer(Server):
+    """Our server, leaving the signals to pytest (uvicorn captures them while it serves)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class LiveServer(Loopback):
     """livefeed under a real uvicorn on a free loopback port, in the test's event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, frames: bool = True) -> None:
         self.settings = settings
+        self.frames = frames
         self.port = free_port()
         self.token = settings.editor_token or ""
         self.app: Any = None
@@ -102,16 +135,27 @@ class LiveServer(Loopback):
     def services(self) -> Services:
         return services_of(self.app)
 
+    @property
+    def serving_state(self) -> ServingState:
+        """What the running server's connections share (the fan-out's frame cache)."""
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        return self._server.serving_state
+
     async def start(self) -> None:
         self.app = create_app(self.settings)
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         config = server_config(
-            self.app, "127.0.0.1", self.port, self.settings.drain_seconds, log_level="warning"
+            self.app,
+            "127.0.0.1",
+            self.port,
+            self.settings.drain_seconds,
+            frames=self.frames,
+            log_level="warning",
         )
-        self._server = server = Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = server = _TestServer(config)
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
         await wait_for(lambda: server.started or self._task.done(), what="uvicorn to start")
         if self._task.done():
@@ -133,8 +177,8 @@ class LiveServer(Loopback):
 
 
 @pytest.fixture
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(settings)
+async def live_server(settings: Settings, frames_extension: bool) -> AsyncIterator[LiveServer]:
+    server = LiveServer(settings, frames=frames_extension)
     await server.start()
     try:
         yield server

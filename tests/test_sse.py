@@ -18,6 +18,9 @@ from livefeed.events import decode_cursor, encode_cursor
 from tests.conftest import LiveServer
 from tests.helpers import TIMEOUT, auth, recv_json, subscribe, wait_for
 
+# Every live-server test runs with the livefeed.frames fast path and with plain ASGI send.
+pytestmark = pytest.mark.both_write_paths
+
 ARTICLE = {"title": "Xi and Putin held talks", "summary": "In Moscow.", "body": ["One."]}
 
 

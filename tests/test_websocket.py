@@ -14,6 +14,9 @@ from livefeed import limits
 from tests.conftest import LiveServer
 from tests.helpers import TIMEOUT, auth, expect_silence, recv_json, subscribe, wait_for
 
+# Every live-server test runs with the livefeed.frames fast path and with plain ASGI send.
+pytestmark = pytest.mark.both_write_paths
+
 
 async def publish(api, token: str, text: str, **extra) -> dict:
     response = await api.post("/api/briefs", json={"text": text, **extra}, headers=auth(token))
@@ -297,9 +300,9 @@ def draining_settings(settings):
 
 
 async def test_shutdown_turns_readyz_503_then_sends_readers_away_with_1001(
-    draining_settings,
+    draining_settings, frames_extension: bool
 ) -> None:
-    server = LiveServer(draining_settings)
+    server = LiveServer(draining_settings, frames=frames_extension)
     await server.start()
     clients = [await websockets.connect(server.ws_url) for _ in range(5)]
     try:

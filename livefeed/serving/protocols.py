@@ -9,29 +9,40 @@ bound on the request line and headers (``h11_max_incomplete_event_size`` only ap
 h11): here more than ``limits.HTTP_HEADER_BYTES_MAX`` bytes of them get a 431 and the
 connection is closed, before they are kept in memory.
 
-WebSocket: fan-out writes the same event to thousands of readers. Through ASGI each write
-is a coroutine chain per reader (Starlette, middleware wrappers, uvicorn's ``send``) and a
-frame built per reader by websockets. A server's text frame is the same bytes for every
-reader (servers do not mask), so livefeed encodes each event's frame once and writes it
-straight to each reader's transport. ``FrameProtocol`` is uvicorn's websockets sans-I/O
-protocol, unchanged in everything it does (handshake, 64 KiB limit -> 1009, no
-compression, pings, close), that also offers the ASGI scope extension ``livefeed.frames``:
-a ``FrameWriter`` that writes complete frames while the connection is open and its
-transport is not pushing back. Accept, receive and close still go through ASGI.
+WebSocket: ``FrameProtocol`` is uvicorn's websockets sans-I/O protocol, unchanged in
+everything it does (handshake, 64 KiB limit -> 1009, no compression, pings, close), that
+also offers the ASGI scope extension ``livefeed.frames``: a ``SocketWriter`` (frames.py)
+that writes pre-encoded frames straight to the connection's transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.http11 import Request
 
 from livefeed import limits
+from livefeed.serving.frames import FrameCache, SocketWriter
+
+# The scope extension's name, as ``livefeed.transports.extension`` reads it.
+FRAMES_EXTENSION = "livefeed.frames"
+
+
+class ServingState(ServerState):
+    """uvicorn's state shared by one server's connections, and livefeed's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The server told its connections to finish: a connection accepted now is turned away.
+        self.closing = False
+        # The fan-out's current frame, shared by all the server's readers.
+        self.frames = FrameCache()
 
 
 class _HeadersTooLarge(Exception):
@@ -55,7 +66,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        if getattr(self.server_state, "closing", False):
+        state = self.server_state
+        if isinstance(state, ServingState) and state.closing:
             # Accepted as the server shut down, after it told its connections to finish:
             # nobody would tell this one, and it would wait out its header deadline.
             transport.close()
@@ -135,50 +147,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-FRAMES_EXTENSION = "livefeed.frames"
-
-
-class FrameWriter:
-    """Writes pre-encoded frames to one WebSocket connection's transport.
-
-    The fan-out asks ``is_writable`` once per reader per event, so the answer is kept in
-    three places it reads directly: whether the app accepted and has not closed (kept up
-    to date by ``FrameProtocol.send``), the transport's pause flag, and the transport
-    itself (every other way a connection ends closes the transport).
-    """
-
-    __slots__ = ("_on_writable", "_open", "_protocol", "_transport", "_writable")
-
-    def __init__(self, protocol: FrameProtocol) -> None:
-        self._protocol = protocol
-        self._transport = protocol.transport
-        self._writable: _Flag = protocol.writable
-        self._open = False
-        self._on_writable: Callable[[], None] | None = None
-
-    @property
-    def is_open(self) -> bool:
-        """Accepted, no close frame sent or received, the peer still there."""
-        return self._open and not self._transport.is_closing()
-
-    @property
-    def is_writable(self) -> bool:
-        """Open, and the transport's buffer is below its high-water mark."""
-        return self._open and self._writable._set and not self._transport.is_closing()
-
-    def write(self, frame: bytes) -> None:
-        """Write one complete, encoded frame; only while ``is_writable``."""
-        self._transport.write(frame)
-
-    def on_writable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (soon, on the loop) whenever the transport takes data again."""
-        self._on_writable = callback
-
-    def resumed(self) -> None:
-        if self._on_writable is not None:
-            self._protocol.loop.call_soon(self._on_writable)
-
-
 class _Inbox:
     """The part of ``asyncio.Queue`` uvicorn uses, without its four deques per connection."""
 
@@ -192,16 +160,14 @@ class _Inbox:
         if self._items is None:
             self._items = deque()
         self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self) -> Any:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._waiter
         item = self._items.popleft()
         if not self._items:
             self._items = None
@@ -249,17 +215,27 @@ class FrameProtocol(WebSocketsSansIOProtocol):
     writable flag, and no handshake request and response once the handshake is done.
     """
 
-    frame_writer: FrameWriter | None = None
+    socket_writer: SocketWriter | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
         self.queue: Any = _Inbox()
         self.writable: Any = _Flag()
+        # Under a plain uvicorn.Server (no ServingState), each connection encodes its own.
+        self.frame_cache = (
+            server_state.frames if isinstance(server_state, ServingState) else FrameCache()
+        )
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if self.frame_writer is not None:
-            self.frame_writer._open = (
+        if self.socket_writer is not None:
+            self.socket_writer.is_open = (
                 self.handshake_complete and not self.close_sent and self.initial_response is None
             )
         if self.handshake_complete and getattr(self, "response", None) is not None:
@@ -270,16 +246,12 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope: Any = getattr(self, "scope", None)
         if scope is not None:  # None when the handshake was refused
-            self.frame_writer = FrameWriter(self)
-            scope["extensions"][FRAMES_EXTENSION] = self.frame_writer
+            self.socket_writer = SocketWriter(
+                self.transport, self.writable, self.loop, self.frame_cache
+            )
+            scope["extensions"][FRAMES_EXTENSION] = self.socket_writer
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self.frame_writer is not None:
-            self.frame_writer.resumed()
-
-
-def frame_writer(scope: Any) -> FrameWriter | None:
-    """The connection's FrameWriter, or None under a server that does not offer one."""
-    writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
-    return writer if isinstance(writer, FrameWriter) else None
+        if self.socket_writer is not None:
+            self.socket_writer.resumed()

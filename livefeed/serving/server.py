@@ -10,22 +10,36 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from livefeed import limits
 from livefeed.lifecycle import DRAIN_READERS
-from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol
+from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol, ServingState
 
 
 def server_config(
-    app: Starlette | str, host: str, port: int, drain_seconds: float = 4.0, **extra: Any
+    app: Starlette | str,
+    host: str,
+    port: int,
+    drain_seconds: float = 4.0,
+    *,
+    frames: bool = True,
+    **extra: Any,
 ) -> uvicorn.Config:
-    """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts."""
+    """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts.
+
+    ``frames=False`` serves WebSockets with uvicorn's own protocol, which offers no
+    ``livefeed.frames``: readers are then written to through ASGI ``send``, as under any
+    other ASGI server (the tests run both ways).
+    """
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        # Also bounds the request line and headers (431): h11's size setting does not apply.
         http=HeaderDeadlineProtocol,
-        ws=FrameProtocol,  # websockets-sansio, plus writes of pre-encoded frames
+        # FrameProtocol: websockets-sansio, plus livefeed.frames (pre-encoded frames)
+        ws=FrameProtocol if frames else WebSocketsSansIOProtocol,
         ws_max_size=limits.WS_MESSAGE_MAX,
         ws_max_queue=16,
         ws_per_message_deflate=False,  # inflation would be unbounded work per frame
@@ -33,7 +47,6 @@ def server_config(
         ws_ping_timeout=limits.WS_PING_TIMEOUT,
         timeout_keep_alive=limits.HTTP_KEEPALIVE_TIMEOUT,
         timeout_graceful_shutdown=int(drain_seconds) + 10,
-        h11_max_incomplete_event_size=16 * 1024,
         lifespan="on",
         log_config=None,  # livefeed configures logging (plain or JSON)
         access_log=False,  # livefeed logs each request itself, with a request id
@@ -62,6 +75,10 @@ class Server(uvicorn.Server):
 
     owns_process = False
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving_state = self.server_state = ServingState()
+
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve in this process, which is then the server's alone (``livefeed serve``)."""
         self.owns_process = True
@@ -84,7 +101,7 @@ class Server(uvicorn.Server):
         await self._stop_accepting()
         # uvicorn tells the connections it has now to finish; one accepted just before the
         # listener closed joins a moment later, and is turned away at once (protocols).
-        self.server_state.closing = True  # type: ignore[attr-defined]
+        self.serving_state.closing = True
         await super().shutdown(sockets)
 
     async def _stop_accepting(self) -> None:

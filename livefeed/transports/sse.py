@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,11 +20,13 @@ from starlette.types import Receive, Scope, Send
 from livefeed import errors, limits
 from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
-from livefeed.fanout.readers import SSE, Readers
+from livefeed.fanout.readers import SSE, EndReason, Readers
 from livefeed.fanout.subscription import Subscription
 from livefeed.services import services_of
 from livefeed.stats import Stats
 from livefeed.web.requests import is_allowed_origin
+
+logger = logging.getLogger("livefeed.sse")
 
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -125,16 +128,20 @@ class EventStream(Response):
                 await send(
                     {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
                 )
+                # Whichever ends first ends the response; each says why.
                 tasks = {
-                    asyncio.create_task(self._stream(send)),
-                    asyncio.create_task(_until_disconnect(receive)),
-                    asyncio.create_task(subscription.overflowed.wait()),
-                    asyncio.create_task(self._readers.my_turn_to_leave()),
+                    asyncio.create_task(self._stream(send)): EndReason.WRITE_FAILED,
+                    asyncio.create_task(_until_disconnect(receive)): EndReason.LEFT,
+                    asyncio.create_task(subscription.overflowed.wait()): EndReason.TOO_SLOW,
+                    asyncio.create_task(self._readers.my_turn_to_leave()): EndReason.GOING_AWAY,
                 }
                 try:
-                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    reason = tasks[done.pop()]
                     if subscription.overflowed.is_set():
+                        reason = EndReason.TOO_SLOW
                         self._stats.slow_disconnects[SSE] += 1
+                    logger.debug("reader left (%s)", reason)
                 finally:
                     for task in tasks:
                         task.cancel()

@@ -1,12 +1,11 @@
 """``/ws``: one reader's WebSocket around one Subscription.
 
 The connection's own task reads the client's frames (subscribe, unsubscribe, ping).
-Frames go out through the subscription. Under livefeed's own server
-(``livefeed.serving.protocols.FrameProtocol``) the connection offers the ``livefeed.frames``
-extension: each event's frame is encoded once for every reader of the process and the
-hub's fan-out writes it straight to each reader's socket (the subscription's ``sink``);
-what a socket that pushed back left queued is written when it takes data again. Under any
-other ASGI server a writer task drains the subscription's bounded queue with ``send_text``.
+Frames go out through the subscription. Where the server offers the ``livefeed.frames``
+extension (``transports/extension.py``; livefeed's own server does), the hub's fan-out
+writes each event's frame straight to the reader's socket and no task of the reader's
+writes. Under any other ASGI server a writer task drains the subscription's bounded queue
+with ``send_text``.
 
 The connection ends with the close code that tells the client what to do: 1013 when it
 read too slowly, 1008 after too many bad frames, 1001 when the server is going away.
@@ -17,12 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
 
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -31,100 +26,27 @@ from livefeed import errors, limits
 from livefeed.errors import CloseCode, FrameError, LivefeedError
 from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
 from livefeed.fanout.hub import Hub
-from livefeed.fanout.readers import WS, Readers
-from livefeed.fanout.subscription import Outgoing, Sink, Subscription
+from livefeed.fanout.readers import WS, EndReason, Readers
+from livefeed.fanout.subscription import Subscription
 from livefeed.services import services_of
 from livefeed.stats import Stats
 from livefeed.storage.eventlog import EventLog
+from livefeed.transports.extension import frames_for
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
 from livefeed.web.requests import is_allowed_origin
 
 logger = logging.getLogger("livefeed.ws")
 
-
-FRAMES_EXTENSION = "livefeed.frames"
+# What the client is told, by why its connection ended (nothing: it left, or is gone).
+_CLOSE_CODES = {
+    EndReason.TOO_SLOW: CloseCode.TRY_AGAIN_LATER,
+    EndReason.GOING_AWAY: CloseCode.GOING_AWAY,
+    EndReason.POLICY: CloseCode.POLICY_VIOLATION,
+}
 
 
 class _PolicyViolation(Exception):
     """The client broke the rules often enough that we stop talking to it."""
-
-
-class FrameWriter(Protocol):
-    """What the ``livefeed.frames`` extension offers (livefeed.serving.protocols.FrameWriter)."""
-
-    @property
-    def is_writable(self) -> bool: ...
-
-    def write(self, frame: bytes) -> None: ...
-
-    def on_writable(self, callback: Callable[[], None]) -> None: ...
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A complete, unmasked, final text frame (what a server sends) carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return bytes((0x81, 126, n >> 8, n & 0xFF)) + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
-
-
-class _Frames:
-    """The frame of the event being fanned out, encoded once; its deliveries counted once.
-
-    The hub hands one event to every reader in a row, so one remembered event is enough.
-    Its deliveries are added to the stats (count and latency) once the fan-out is over,
-    instead of once per reader.
-    """
-
-    __slots__ = ("_count", "_event", "_frame", "_stats")
-
-    def __init__(self, stats: Stats) -> None:
-        self._stats = stats
-        self._event: Event | None = None
-        self._frame = b""
-        self._count = 0
-
-    def of(self, event: Event) -> bytes:
-        """The frame of ``event``, counted as delivered once more."""
-        if event is not self._event:
-            self.flush()
-            self._event = event
-            self._frame = text_frame(event.frame.encode())
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._count += 1
-        return self._frame
-
-    def flush(self) -> None:
-        if self._count and self._event is not None:
-            self._stats.delivered_event(WS, self._event.id.ms, self._count)
-            self._count = 0
-
-
-_frames_of: weakref.WeakKeyDictionary[Stats, _Frames] = weakref.WeakKeyDictionary()
-
-
-def _frames_for(stats: Stats) -> _Frames:
-    frames = _frames_of.get(stats)
-    if frames is None:
-        frames = _frames_of[stats] = _Frames(stats)
-    return frames
-
-
-def _frame_writer(websocket: WebSocket) -> FrameWriter | None:
-    writer = (websocket.scope.get("extensions") or {}).get(FRAMES_EXTENSION)
-    return writer if hasattr(writer, "on_writable") else None
-
-
-def _sink(writer: FrameWriter, frames: _Frames) -> Sink:
-    def sink(item: Outgoing) -> bool:
-        if not writer.is_writable:
-            return False
-        writer.write(frames.of(item) if isinstance(item, Event) else text_frame(item.encode()))
-        return True
-
-    return sink
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -143,8 +65,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     subscription = Subscription(hub, log)
     with readers.connected(WS):
         reason = await _serve(websocket, subscription, stats, readers)
-        code = _close_code(reason)
-        if code == CloseCode.TRY_AGAIN_LATER:
+        code = _CLOSE_CODES.get(reason)
+        if reason is EndReason.TOO_SLOW:
             stats.slow_disconnects[WS] += 1
         logger.debug("reader left (%s, close code %s)", reason, code)
         await _close(websocket, code)
@@ -165,7 +87,7 @@ async def _refuse_while_draining(websocket: WebSocket) -> None:
 
 async def _serve(
     websocket: WebSocket, subscription: Subscription, stats: Stats, readers: Readers
-) -> str:
+) -> EndReason:
     """Read and write until the reader leaves, falls behind or is sent away; the reason why.
 
     The reader's frames are read in the connection's own task. The other endings (too
@@ -175,31 +97,33 @@ async def _serve(
     takes data again. So an idle reader costs no task of its own.
     """
     this = asyncio.current_task()
-    assert this is not None
-    ending: list[str] = []
+    if this is None:
+        raise RuntimeError("a WebSocket is served in a task")
+    ending: list[EndReason] = []
 
-    def end(reason: str) -> None:
+    def end(reason: EndReason) -> None:
         if not ending:
             ending.append(reason)
             this.cancel()
 
-    writer = _frame_writer(websocket)
+    def leave() -> None:
+        end(EndReason.GOING_AWAY)
+
+    writer = frames_for(websocket.scope)
     write: asyncio.Task[None] | None = None
     if writer is not None:
-        subscription.sink = _sink(writer, _frames_for(stats))
-        writer.on_writable(lambda: _drain(writer, subscription, stats))
+        writer.attach(subscription, stats)
     else:
         write = asyncio.create_task(_write(websocket, subscription, stats))
-        write.add_done_callback(lambda _: end("write"))
-    subscription.on_overflow = lambda: end("slow")
-    departures = _departures_of(readers)
-    departures.add(end)
+        write.add_done_callback(lambda _: end(EndReason.WRITE_FAILED))
+    subscription.on_overflow = lambda: end(EndReason.TOO_SLOW)
+    readers.on_leave(leave)
     try:
         try:
             await _read(websocket, subscription, stats)
-            reason = "read"
+            reason = EndReason.LEFT
         except _PolicyViolation:
-            reason = "policy"
+            reason = EndReason.POLICY
         if not ending:
             ending.append(reason)
         else:
@@ -214,80 +138,16 @@ async def _serve(
         this.uncancel()
     finally:
         if not ending:
-            ending.append("")  # from here on, callbacks change nothing
-        departures.discard(end)
-        subscription.sink = None
+            ending.append(EndReason.STOPPED)  # from here on, callbacks change nothing
+        readers.forget(leave)
+        if writer is not None:
+            writer.detach()
         if write is not None:
             write.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await write
         subscription.close()
     return ending[0]
-
-
-class _Departures:
-    """Sends every reader away (1001) at its own moment once the server is going away.
-
-    ``Readers.my_turn_to_leave`` as one task per process instead of one per reader: each
-    reader leaves at a random moment spread over the drain window.
-    """
-
-    def __init__(self, readers: Readers) -> None:
-        self._readers = readers
-        self._waiting: set[Callable[[str], None]] = set()
-        self._watch: asyncio.Task[None] | None = None
-
-    def add(self, end: Callable[[str], None]) -> None:
-        if self._readers.going_away.is_set():
-            self._schedule(end)
-            return
-        self._waiting.add(end)
-        if self._watch is None or self._watch.done():
-            self._watch = asyncio.create_task(self._watch_going_away())
-
-    def discard(self, end: Callable[[str], None]) -> None:
-        self._waiting.discard(end)
-
-    async def _watch_going_away(self) -> None:
-        await self._readers.going_away.wait()
-        waiting, self._waiting = self._waiting, set()
-        for end in waiting:
-            self._schedule(end)
-
-    def _schedule(self, end: Callable[[str], None]) -> None:
-        delay = random.uniform(0, self._readers.drain_window)
-        asyncio.get_running_loop().call_later(delay, end, "away")
-
-
-_departures: weakref.WeakKeyDictionary[Readers, _Departures] = weakref.WeakKeyDictionary()
-
-
-def _departures_of(readers: Readers) -> _Departures:
-    departures = _departures.get(readers)
-    if departures is None:
-        departures = _departures[readers] = _Departures(readers)
-    return departures
-
-
-def _drain(writer: FrameWriter, subscription: Subscription, stats: Stats) -> None:
-    """Write what waited while the socket pushed back, until it pushes back again."""
-    while subscription.has_pending and writer.is_writable:
-        item = subscription.pop()
-        if isinstance(item, Event):
-            writer.write(text_frame(item.frame.encode()))
-            stats.delivered_event(WS, item.id.ms)
-        else:
-            writer.write(text_frame(item.encode()))
-
-
-def _close_code(reason: str) -> CloseCode | None:
-    if reason == "slow":
-        return CloseCode.TRY_AGAIN_LATER
-    if reason == "away":
-        return CloseCode.GOING_AWAY
-    if reason == "policy":
-        return CloseCode.POLICY_VIOLATION
-    return None  # the client left
 
 
 async def _close(websocket: WebSocket, code: CloseCode | None) -> None:

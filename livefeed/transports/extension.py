@@ -1,0 +1,44 @@
+"""The ``livefeed.frames`` ASGI scope extension: all the WebSocket transport knows of its server.
+
+Fan-out writes the same event to thousands of readers. Through ASGI each write is a
+coroutine chain per reader and a frame built per reader. A server that can do better offers,
+in each accepted WebSocket's scope, ``scope["extensions"]["livefeed.frames"]``: a
+``FrameWriter`` that writes the reader's frames straight to its socket. livefeed's own
+server does (``livefeed.serving``); under any other ASGI server ``frames_for`` answers None
+and the transport writes with ASGI ``send``. Nothing else differs: accept, receive and close
+always go through ASGI.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from starlette.types import Scope
+
+from livefeed.fanout.subscription import Subscription
+from livefeed.stats import Stats
+
+FRAMES_EXTENSION = "livefeed.frames"
+
+
+@runtime_checkable
+class FrameWriter(Protocol):
+    """Writes one reader's frames straight to its socket, past ASGI ``send``.
+
+    Once attached it is the subscription's sink: a frame handed to it while the socket
+    takes data is written at once (an event's frame encoded once for all readers of the
+    fan-out), anything else waits in the subscription's bounded queue and is written, in
+    order, when the socket takes data again. Delivered events are counted in ``stats``.
+    """
+
+    def attach(self, subscription: Subscription, stats: Stats) -> None:
+        """Write ``subscription``'s frames from now on, until ``detach``."""
+
+    def detach(self) -> None:
+        """Stop writing: the connection is ending."""
+
+
+def frames_for(scope: Scope) -> FrameWriter | None:
+    """The connection's FrameWriter, or None under a server that offers none."""
+    writer = (scope.get("extensions") or {}).get(FRAMES_EXTENSION)
+    return writer if isinstance(writer, FrameWriter) else None
