@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -150,7 +151,8 @@ class PushService:
         config = uvicorn.Config(self, host="127.0.0.1", port=self.port, log_level="warning")
         config.lifespan = "off"
         self._server = server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # The signals stay pytest's (uvicorn >= 0.29 captures them while it serves).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))

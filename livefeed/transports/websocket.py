@@ -99,47 +99,20 @@ async def _serve(
     this = asyncio.current_task()
     if this is None:
         raise RuntimeError("a WebSocket is served in a task")
-    ending: list[EndReason] = []
-
-    def end(reason: EndReason) -> None:
-        if not ending:
-            ending.append(reason)
-            this.cancel()
-
-    def leave() -> None:
-        end(EndReason.GOING_AWAY)
-
+    ending = _Ending(this)
     writer = frames_for(websocket.scope)
     write: asyncio.Task[None] | None = None
     if writer is not None:
         writer.attach(subscription, stats)
     else:
         write = asyncio.create_task(_write(websocket, subscription, stats))
-        write.add_done_callback(lambda _: end(EndReason.WRITE_FAILED))
-    subscription.on_overflow = lambda: end(EndReason.TOO_SLOW)
-    readers.on_leave(leave)
+        write.add_done_callback(lambda _: ending.end(EndReason.WRITE_FAILED))
+    subscription.on_overflow = lambda: ending.end(EndReason.TOO_SLOW)
+    readers.on_leave(ending.go_away)
     try:
-        try:
-            await _read(websocket, subscription, stats)
-            reason = EndReason.LEFT
-        except _PolicyViolation:
-            reason = EndReason.POLICY
-        if not ending:
-            ending.append(reason)
-        else:
-            # A callback ended the connection while the read was ending by itself: take
-            # the cancellation it requested now rather than at some later await.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0)
-            this.uncancel()
-    except asyncio.CancelledError:
-        if not ending:
-            raise  # not ours: the server is stopping this task
-        this.uncancel()
+        return await _read_until_the_end(websocket, subscription, stats, ending)
     finally:
-        if not ending:
-            ending.append(EndReason.STOPPED)  # from here on, callbacks change nothing
-        readers.forget(leave)
+        readers.forget(ending.go_away)
         if writer is not None:
             writer.detach()
         if write is not None:
@@ -147,7 +120,51 @@ async def _serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await write
         subscription.close()
-    return ending[0]
+
+
+class _Ending:
+    """Why the connection ends: the first reason given wins; a callback's cancels the read."""
+
+    __slots__ = ("reason", "task")
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+        self.reason: EndReason | None = None
+
+    def end(self, reason: EndReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.task.cancel()
+
+    def go_away(self) -> None:
+        self.end(EndReason.GOING_AWAY)
+
+
+async def _read_until_the_end(
+    websocket: WebSocket, subscription: Subscription, stats: Stats, ending: _Ending
+) -> EndReason:
+    try:
+        try:
+            await _read(websocket, subscription, stats)
+            reason = EndReason.LEFT
+        except _PolicyViolation:
+            reason = EndReason.POLICY
+        if ending.reason is None:
+            ending.reason = reason
+        else:
+            # A callback ended the connection while the read was ending by itself: take
+            # the cancellation it requested now rather than at some later await.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            ending.task.uncancel()
+    except asyncio.CancelledError:
+        if ending.reason is None:
+            raise  # not ours: the server is stopping this task
+        ending.task.uncancel()
+    finally:
+        if ending.reason is None:
+            ending.reason = EndReason.STOPPED  # from here on, callbacks change nothing
+    return ending.reason
 
 
 async def _close(websocket: WebSocket, code: CloseCode | None) -> None:
