@@ -11,6 +11,10 @@ import time
 from bisect import bisect_left
 from collections import Counter
 
+# The transports, as the by-transport counters (and the metrics' labels) name them.
+WS = "ws"
+SSE = "sse"
+
 # Publish -> deliver latency buckets, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 

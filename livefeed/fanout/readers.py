@@ -8,8 +8,7 @@ import random
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 
-WS = "ws"
-SSE = "sse"
+from livefeed.stats import SSE, WS
 
 
 class EndReason(StrEnum):

@@ -10,12 +10,26 @@ is ``livefeed.transports.extension.FrameWriter``; ``FrameProtocol`` (protocols.p
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from livefeed.events import Event
-from livefeed.fanout.readers import WS
-from livefeed.fanout.subscription import Outgoing, Subscription
-from livefeed.stats import Stats
+from livefeed.stats import WS, Stats
+
+# What a reader is sent: an event, or a control frame already encoded.
+Outgoing = Event | str
+
+
+class Waiting(Protocol):
+    """What the writer needs of a reader's subscription (``livefeed.fanout.subscription``):
+    its sink, and the frames that had to wait, oldest first."""
+
+    sink: Callable[[Outgoing], bool] | None
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def pop(self) -> Outgoing: ...
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -86,7 +100,7 @@ class SocketWriter:
         self._loop: asyncio.AbstractEventLoop = loop
         self._cache = cache
         self.is_open = False  # accepted, no close frame sent: kept by FrameProtocol.send
-        self._subscription: Subscription | None = None
+        self._subscription: Waiting | None = None
         self._stats: Stats | None = None
 
     @property
@@ -94,7 +108,7 @@ class SocketWriter:
         """Accepted and not closed, and the transport's buffer below its high-water mark."""
         return self.is_open and self._writable._set and not self._transport.is_closing()
 
-    def attach(self, subscription: Subscription, stats: Stats) -> None:
+    def attach(self, subscription: Waiting, stats: Stats) -> None:
         self._subscription = subscription
         self._stats = stats
         subscription.sink = self._write_now

@@ -20,10 +20,10 @@ from starlette.types import Receive, Scope, Send
 from livefeed import errors, limits
 from livefeed.errors import LivefeedError
 from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
-from livefeed.fanout.readers import SSE, EndReason, Readers
+from livefeed.fanout.readers import EndReason, Readers
 from livefeed.fanout.subscription import Subscription
 from livefeed.services import services_of
-from livefeed.stats import Stats
+from livefeed.stats import SSE, Stats
 from livefeed.web.requests import is_allowed_origin
 
 logger = logging.getLogger("livefeed.sse")

@@ -26,10 +26,10 @@ from livefeed import errors, limits
 from livefeed.errors import CloseCode, FrameError, LivefeedError
 from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
 from livefeed.fanout.hub import Hub
-from livefeed.fanout.readers import WS, EndReason, Readers
+from livefeed.fanout.readers import EndReason, Readers
 from livefeed.fanout.subscription import Subscription
 from livefeed.services import services_of
-from livefeed.stats import Stats
+from livefeed.stats import WS, Stats
 from livefeed.storage.eventlog import EventLog
 from livefeed.transports.extension import frames_for
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
