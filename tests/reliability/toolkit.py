@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from livefeed.limits import HTTP_KEEPALIVE_TIMEOUT
 from livefeed.storage.keys import Keys
 from tests.conftest import LiveServer
 from tests.helpers import TIMEOUT, auth, cancel_and_wait
@@ -230,7 +231,14 @@ class Publisher:
         await cancel_and_wait(self._task)
 
     async def _run(self, seconds: float) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        # An idle connection is dropped well before the server's keep-alive timeout closes
+        # it: at equal timeouts (httpx's default 5 s) a POST now and then met a connection
+        # the server was closing that instant (ReadError), as any client would.
+        limits = httpx.Limits(
+            max_connections=200,
+            max_keepalive_connections=50,
+            keepalive_expiry=HTTP_KEEPALIVE_TIMEOUT / 2,
+        )
         async with (
             httpx.AsyncClient(base_url=self.base_url, timeout=TIMEOUT, limits=limits) as client,
             asyncio.TaskGroup() as group,
