@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
@@ -117,6 +118,15 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
             self.failovers += 1
         return address
 
+    async def release(self, connection: Any) -> None:
+        # redis-py's asyncio pool keeps a connection that was busy when the primary moved,
+        # still open to the former one (which may be up and take writes until the sentinels
+        # demote it): close it, so it reconnects to the primary of now when next used.
+        moved = self.master_address is not None and connection.is_connected
+        if moved and (connection.host, connection.port) != self.master_address:
+            await connection.disconnect()
+        await super().release(connection)
+
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)
         if inuse_connections:  # the owner closes the pool: close the sentinel clients too
@@ -155,6 +165,28 @@ def failovers_seen(redis: Client) -> int:
     """How many times this client saw its primary move (Sentinel clients; else 0)."""
     pool = getattr(redis, "connection_pool", None)
     return pool.failovers if isinstance(pool, _FollowingPool) else 0
+
+
+async def primary_address(redis: Client) -> tuple[str, int] | None:
+    """Where the sentinels say the primary of ``redis`` is now (a Sentinel client; else None).
+
+    Asking also moves the client along: its idle connections to a former primary are
+    closed, its busy ones once returned, so its next commands go to the primary of now.
+    """
+    pool = getattr(redis, "connection_pool", None)
+    if not isinstance(pool, _FollowingPool):
+        return None
+    host, port = await pool.get_master_address()
+    return str(host), int(port)
+
+
+def server_of(pubsub: PubSub) -> tuple[str, int] | None:
+    """The (host, port) a subscriber connection is open to, or None."""
+    connection = pubsub.connection
+    if connection is None or not connection.is_connected:
+        return None
+    host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+    return (str(host), int(port)) if host is not None and port is not None else None
 
 
 def _plain_url(url: str) -> str:
