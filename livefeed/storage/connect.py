@@ -5,10 +5,12 @@ a primary watched by Sentinel
 ``rediss+sentinel://``).
 
 Command clients bound every call by a timeout; subscriber clients have none. A Sentinel
-client asks the sentinels where the primary is whenever it opens a connection, so after a
-failover its next connection goes to the promoted replica; a connection still open to the
-old primary fails (it died, or it answers READONLY, which redis-py turns into a
-connection error) and is replaced.
+client asks the sentinels where the primary is whenever it opens a connection, and while in
+use at least every ``limits.SENTINEL_CHECK_INTERVAL``, so after a failover its next
+connection goes to the promoted replica. A connection still open to the old primary fails
+(it died, or it answers READONLY, which redis-py turns into a connection error) and is
+replaced; one to an old primary that is still up and still a primary (failed over while
+alive, not yet demoted by the sentinels) is closed once the client sees the primary moved.
 """
 
 from __future__ import annotations
@@ -110,6 +112,24 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
     """
 
     failovers = 0
+    _checked = float("-inf")  # loop time of the last look-up
+    _check: asyncio.Future[None] | None = None
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        # redis-py asks the sentinels only when it opens a connection: one to a former
+        # primary that is still up (failed over alive, not yet demoted — 10-30 s) would stay
+        # open and keep taking our commands. Ask now and then, off the command's path.
+        now = asyncio.get_running_loop().time()
+        idle = self._check is None or self._check.done()
+        if idle and now - self._checked >= limits.SENTINEL_CHECK_INTERVAL:
+            self._checked = now
+            self._check = asyncio.ensure_future(self._follow())
+        return await super().get_connection(command_name, *keys, **options)  # type: ignore[no-untyped-call]
+
+    async def _follow(self) -> None:
+        # Unreachable sentinels: keep the connections we have, the primary may be fine.
+        with contextlib.suppress(RedisError, OSError):
+            await self.get_master_address()
 
     async def get_master_address(self) -> Any:
         before = self.master_address
@@ -130,6 +150,8 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)
         if inuse_connections:  # the owner closes the pool: close the sentinel clients too
+            if self._check is not None:
+                self._check.cancel()
             for sentinel in self.sentinel_manager.sentinels:
                 with contextlib.suppress(Exception):
                     await sentinel.aclose()

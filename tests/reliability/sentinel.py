@@ -127,6 +127,38 @@ class SentinelDeployment:
                 return int(reply[1])
         return None
 
+    def fail_over(self) -> int:
+        """Move the primary with ``SENTINEL FAILOVER``; the new primary's port once the
+        failover is over: the first sentinel names it in ``SENTINEL MASTER``, which clients
+        read (GET-MASTER-ADDR-BY-NAME names it earlier), and it serves as the primary.
+
+        The former primary stays up and a primary, with its clients: it denies the
+        sentinels the SLAVEOF that would demote it (and close its clients), as if a
+        partition kept them apart. Demoted, it would be 6-18 s later.
+        """
+        before = self.master_port()
+        assert before is not None, "no primary to move"
+        self.node_on(before).ask("ACL", "SETUSER", "default", "-slaveof", "-replicaof")
+        # Refused while a failover is in progress or no replica is ready yet: ask again.
+        _until(
+            lambda: self.sentinels[0].ask("SENTINEL", "FAILOVER", SERVICE) is not None,
+            "a sentinel to accept SENTINEL FAILOVER",
+        )
+        moved: list[int] = []
+
+        def switched() -> bool:
+            fields = self.sentinels[0].ask("SENTINEL", "MASTER", SERVICE)
+            if not isinstance(fields, dict):
+                return False
+            port = int(fields.get(b"port", 0))
+            if port == before or self.node_on(port).role() != "master":
+                return False
+            moved.append(port)
+            return True
+
+        _until(switched, "the sentinels to switch to the promoted replica")
+        return moved[-1]
+
     def node_on(self, port: int) -> Node:
         return next(n for n in self.data_nodes if n.port == port)
 
