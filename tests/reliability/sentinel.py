@@ -134,10 +134,17 @@ class SentinelDeployment:
 
         The former primary stays up and a primary, with its clients: it denies the
         sentinels the SLAVEOF that would demote it (and close its clients), as if a
-        partition kept them apart. Demoted, it would be 6-18 s later.
+        partition kept them apart. Demoted, it would be 6-18 s later. The one a previous
+        call left so is made an unpromotable replica first (the sentinels, who take a
+        primary for a replica, could pick it, and its data is stale).
         """
         before = self.master_port()
         assert before is not None, "no primary to move"
+        for node in self.data_nodes:
+            if node.port != before and node.role() == "master":
+                node.ask("ACL", "SETUSER", "default", "+slaveof", "+replicaof")
+                node.ask("CONFIG", "SET", "replica-priority", "0")
+                node.ask("REPLICAOF", "127.0.0.1", str(before))
         self.node_on(before).ask("ACL", "SETUSER", "default", "-slaveof", "-replicaof")
         # Refused while a failover is in progress or no replica is ready yet: ask again.
         _until(
