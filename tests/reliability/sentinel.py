@@ -96,7 +96,7 @@ class SentinelDeployment:
             lambda: all(self._sees_everyone(s) for s in self.sentinels),
             "the sentinels to discover the replicas and each other",
         )
-        _until(self._replicas_synced, "the replicas to sync")
+        _until(lambda: self._replicas_synced(self.primary), "the replicas to sync")
 
     def _sees_everyone(self, sentinel: Node) -> bool:
         fields = sentinel.ask("SENTINEL", "MASTER", SERVICE)  # redis-py answers a dict
@@ -106,8 +106,8 @@ class SentinelDeployment:
         others = int(fields.get(b"num-other-sentinels", 0))
         return replicas == len(self.data_nodes) - 1 and others == len(self.sentinels) - 1
 
-    def _replicas_synced(self) -> bool:
-        info = self.primary.ask("INFO", "replication")  # redis-py answers a dict
+    def _replicas_synced(self, primary: Node) -> bool:
+        info = primary.ask("INFO", "replication")  # redis-py answers a dict
         if not isinstance(info, dict):
             return False
         wanted = len(self.data_nodes) - 1
@@ -145,6 +145,8 @@ class SentinelDeployment:
                 node.ask("ACL", "SETUSER", "default", "+slaveof", "+replicaof")
                 node.ask("CONFIG", "SET", "replica-priority", "0")
                 node.ask("REPLICAOF", "127.0.0.1", str(before))
+        # The sentinels may promote a replica still syncing: its data would be stale.
+        _until(lambda: self._replicas_synced(self.node_on(before)), "the replicas to sync")
         self.node_on(before).ask("ACL", "SETUSER", "default", "-slaveof", "-replicaof")
         # Refused while a failover is in progress or no replica is ready yet: ask again.
         _until(
