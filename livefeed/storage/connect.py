@@ -117,7 +117,7 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         # redis-py asks the sentinels only when it opens a connection: one to a former
-        # primary that is still up (failed over alive, not yet demoted — 10-30 s) would stay
+        # primary that is still up (failed over alive; the sentinels demote it seconds later) would stay
         # open and keep taking our commands. Ask now and then, off the command's path.
         now = asyncio.get_running_loop().time()
         idle = self._check is None or self._check.done()
@@ -142,8 +142,8 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
         # redis-py's asyncio pool keeps a connection that was busy when the primary moved,
         # still open to the former one (which may be up and take writes until the sentinels
         # demote it): close it, so it reconnects to the primary of now when next used.
-        moved = self.master_address is not None and connection.is_connected
-        if moved and (connection.host, connection.port) != self.master_address:
+        known = self.master_address is not None and connection.is_connected
+        if known and (connection.host, connection.port) != self.master_address:
             await connection.disconnect()
         await super().release(connection)
 
