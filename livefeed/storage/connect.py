@@ -117,8 +117,9 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
 
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         # redis-py asks the sentinels only when it opens a connection: one to a former
-        # primary that is still up (failed over alive; the sentinels demote it seconds later) would stay
-        # open and keep taking our commands. Ask now and then, off the command's path.
+        # primary that is still up (failed over alive; the sentinels demote it seconds
+        # later) would stay open and keep taking our commands. Ask now and then, off the
+        # command's path.
         now = asyncio.get_running_loop().time()
         idle = self._check is None or self._check.done()
         if idle and now - self._checked >= limits.SENTINEL_CHECK_INTERVAL:
