@@ -50,6 +50,9 @@ REDIS_CONNECT_TIMEOUT = 1.5
 # is answered 503; within REDIS_CALL_TIMEOUT, with room for the write itself.
 REDIS_WAIT_TIMEOUT = 1.0
 REDIS_POOL_MAX = 512  # command connections per process; past it, a call waits its turn
+# Sentinel: a client in use asks where the primary is this often (redis-py asks only when
+# it opens a connection, and a former primary still up keeps the open ones).
+SENTINEL_CHECK_INTERVAL = 1.0
 WRITE_ANSWER_TTL = 300  # seconds a write's answer is kept for a retried call
 PUBSUB_RECONNECT_BACKOFF_MIN = 0.1
 PUBSUB_RECONNECT_BACKOFF_MAX = 2.0

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from livefeed import limits
 from livefeed.lifecycle import stop_tasks
-from livefeed.storage.connect import connect_pubsub, node_url
+from livefeed.storage.connect import connect_pubsub, node_url, primary_address, server_of
 
 logger = logging.getLogger("livefeed.channels")
 
@@ -55,6 +55,8 @@ class _Connection:
     probe_echo: asyncio.Event = field(default_factory=asyncio.Event)
     probe_token: bytes = b""
     started: float = 0.0
+    # Why the probe ended the session, for the log ("" : no probe did).
+    ended_by_probe: str = ""
 
     async def subscribe(self, channel: str, sharded: bool) -> None:
         if self.pubsub is None:
@@ -92,7 +94,7 @@ class _Connection:
                 self.session.cancel()
                 raise
             if self.session.cancelled():
-                reason = "silent (no probe echo)"
+                reason, self.ended_by_probe = self.ended_by_probe, ""
             else:
                 exc = self.session.exception()
                 if exc is not None and not isinstance(exc, (RedisError, OSError)):
@@ -159,11 +161,23 @@ class _Connection:
             waited = asyncio.get_running_loop().time() - self.started
             if self.pubsub is not None and waited > limits.PUBSUB_PROBE_TIMEOUT:
                 # Subscribed long ago and never confirmed: as deaf as a lost probe.
-                self.healthy = False
                 self.owner.silent += 1
                 logger.warning("pub/sub subscription never confirmed: reconnecting")
-                if self.session is not None:
-                    self.session.cancel()
+                self._end_session("never confirmed")
+            return
+        primary = await self.owner.primary()
+        here = server_of(self.pubsub) if self.pubsub is not None else None
+        if primary is not None and here is not None and here != primary:
+            # A former primary that is still up (failed over while alive, or too slow for
+            # the sentinels) keeps its clients until the sentinels demote it, which takes
+            # them 10-30 s; it even echoes our probe, yet hears nothing published on the
+            # new one. Move now; the new session replays what we missed.
+            logger.warning(
+                "pub/sub on %s:%d, no longer the primary (now %s:%d): moving",
+                *here,
+                *primary,
+            )
+            self._end_session("on a former primary")
             return
         token = str(sequence).encode()
         self.probe_echo = asyncio.Event()
@@ -176,11 +190,15 @@ class _Connection:
             await asyncio.wait_for(self.probe_echo.wait(), limits.PUBSUB_PROBE_TIMEOUT)
             self.healthy = True
         except (RedisError, OSError, TimeoutError) as exc:
-            self.healthy = False
             self.owner.silent += 1
             logger.warning("pub/sub probe failed (%s): reconnecting", type(exc).__name__)
-            if self.session is not None:
-                self.session.cancel()
+            self._end_session("silent (no probe echo)")
+
+    def _end_session(self, reason: str) -> None:
+        self.healthy = False
+        self.ended_by_probe = reason
+        if self.session is not None:
+            self.session.cancel()
 
 
 class Channels:
@@ -272,6 +290,16 @@ class Channels:
         return [
             (c, s) for c, s in self._channels.items() if self._connection_of(c, s) is connection
         ]
+
+    async def primary(self) -> tuple[str, int] | None:
+        """Where the sentinels say the primary is now (Sentinel only; None if they do not
+        answer in time: the probe alone then judges the connection)."""
+        try:
+            return await asyncio.wait_for(
+                primary_address(self._publisher), limits.REDIS_CALL_TIMEOUT
+            )
+        except (RedisError, OSError, TimeoutError):
+            return None
 
     async def publish(self, channel: str, data: bytes, sharded: bool) -> None:
         if sharded:

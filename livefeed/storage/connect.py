@@ -5,10 +5,12 @@ a primary watched by Sentinel
 ``rediss+sentinel://``).
 
 Command clients bound every call by a timeout; subscriber clients have none. A Sentinel
-client asks the sentinels where the primary is whenever it opens a connection, so after a
-failover its next connection goes to the promoted replica; a connection still open to the
-old primary fails (it died, or it answers READONLY, which redis-py turns into a
-connection error) and is replaced.
+client asks the sentinels where the primary is whenever it opens a connection, and while in
+use at least every ``limits.SENTINEL_CHECK_INTERVAL``, so after a failover its next
+connection goes to the promoted replica. A connection still open to the old primary fails
+(it died, or it answers READONLY, which redis-py turns into a connection error) and is
+replaced; one to an old primary that is still up and still a primary (failed over while
+alive, not yet demoted by the sentinels) is closed once the client sees the primary moved.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
@@ -109,6 +112,25 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
     """
 
     failovers = 0
+    _checked = float("-inf")  # loop time of the last look-up
+    _check: asyncio.Future[None] | None = None
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        # redis-py asks the sentinels only when it opens a connection: one to a former
+        # primary that is still up (failed over alive; the sentinels demote it seconds
+        # later) would stay open and keep taking our commands. Ask now and then, off the
+        # command's path.
+        now = asyncio.get_running_loop().time()
+        idle = self._check is None or self._check.done()
+        if idle and now - self._checked >= limits.SENTINEL_CHECK_INTERVAL:
+            self._checked = now
+            self._check = asyncio.ensure_future(self._follow())
+        return await super().get_connection(command_name, *keys, **options)  # type: ignore[no-untyped-call]
+
+    async def _follow(self) -> None:
+        # Unreachable sentinels: keep the connections we have, the primary may be fine.
+        with contextlib.suppress(RedisError, OSError):
+            await self.get_master_address()
 
     async def get_master_address(self) -> Any:
         before = self.master_address
@@ -117,9 +139,20 @@ class _FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
             self.failovers += 1
         return address
 
+    async def release(self, connection: Any) -> None:
+        # redis-py's asyncio pool keeps a connection that was busy when the primary moved,
+        # still open to the former one (which may be up and take writes until the sentinels
+        # demote it): close it, so it reconnects to the primary of now when next used.
+        known = self.master_address is not None and connection.is_connected
+        if known and (connection.host, connection.port) != self.master_address:
+            await connection.disconnect()
+        await super().release(connection)
+
     async def disconnect(self, inuse_connections: bool = True) -> None:
         await super().disconnect(inuse_connections)
         if inuse_connections:  # the owner closes the pool: close the sentinel clients too
+            if self._check is not None:
+                self._check.cancel()
             for sentinel in self.sentinel_manager.sentinels:
                 with contextlib.suppress(Exception):
                     await sentinel.aclose()
@@ -155,6 +188,28 @@ def failovers_seen(redis: Client) -> int:
     """How many times this client saw its primary move (Sentinel clients; else 0)."""
     pool = getattr(redis, "connection_pool", None)
     return pool.failovers if isinstance(pool, _FollowingPool) else 0
+
+
+async def primary_address(redis: Client) -> tuple[str, int] | None:
+    """Where the sentinels say the primary of ``redis`` is now (a Sentinel client; else None).
+
+    Asking also moves the client along: its idle connections to a former primary are
+    closed, its busy ones once returned, so its next commands go to the primary of now.
+    """
+    pool = getattr(redis, "connection_pool", None)
+    if not isinstance(pool, _FollowingPool):
+        return None
+    host, port = await pool.get_master_address()
+    return str(host), int(port)
+
+
+def server_of(pubsub: PubSub) -> tuple[str, int] | None:
+    """The (host, port) a subscriber connection is open to, or None."""
+    connection = pubsub.connection
+    if connection is None or not connection.is_connected:
+        return None
+    host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+    return (str(host), int(port)) if host is not None and port is not None else None
 
 
 def _plain_url(url: str) -> str:

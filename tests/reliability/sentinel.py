@@ -96,7 +96,7 @@ class SentinelDeployment:
             lambda: all(self._sees_everyone(s) for s in self.sentinels),
             "the sentinels to discover the replicas and each other",
         )
-        _until(self._replicas_synced, "the replicas to sync")
+        _until(lambda: self._replicas_synced(self.primary), "the replicas to sync")
 
     def _sees_everyone(self, sentinel: Node) -> bool:
         fields = sentinel.ask("SENTINEL", "MASTER", SERVICE)  # redis-py answers a dict
@@ -106,8 +106,8 @@ class SentinelDeployment:
         others = int(fields.get(b"num-other-sentinels", 0))
         return replicas == len(self.data_nodes) - 1 and others == len(self.sentinels) - 1
 
-    def _replicas_synced(self) -> bool:
-        info = self.primary.ask("INFO", "replication")  # redis-py answers a dict
+    def _replicas_synced(self, primary: Node) -> bool:
+        info = primary.ask("INFO", "replication")  # redis-py answers a dict
         if not isinstance(info, dict):
             return False
         wanted = len(self.data_nodes) - 1
@@ -126,6 +126,47 @@ class SentinelDeployment:
             if isinstance(reply, list) and reply:
                 return int(reply[1])
         return None
+
+    def fail_over(self) -> int:
+        """Move the primary with ``SENTINEL FAILOVER``; the new primary's port once the
+        failover is over: the first sentinel names it in ``SENTINEL MASTER``, which clients
+        read (GET-MASTER-ADDR-BY-NAME names it earlier), and it serves as the primary.
+
+        The former primary stays up and a primary, with its clients: it denies the
+        sentinels the SLAVEOF that would demote it (and close its clients), as if a
+        partition kept them apart. Demoted, it would be 6-18 s later. The one a previous
+        call left so is made an unpromotable replica first (the sentinels, who take a
+        primary for a replica, could pick it, and its data is stale).
+        """
+        before = self.master_port()
+        assert before is not None, "no primary to move"
+        for node in self.data_nodes:
+            if node.port != before and node.role() == "master":
+                node.ask("ACL", "SETUSER", "default", "+slaveof", "+replicaof")
+                node.ask("CONFIG", "SET", "replica-priority", "0")
+                node.ask("REPLICAOF", "127.0.0.1", str(before))
+        # The sentinels may promote a replica still syncing: its data would be stale.
+        _until(lambda: self._replicas_synced(self.node_on(before)), "the replicas to sync")
+        self.node_on(before).ask("ACL", "SETUSER", "default", "-slaveof", "-replicaof")
+        # Refused while a failover is in progress or no replica is ready yet: ask again.
+        _until(
+            lambda: self.sentinels[0].ask("SENTINEL", "FAILOVER", SERVICE) is not None,
+            "a sentinel to accept SENTINEL FAILOVER",
+        )
+        moved: list[int] = []
+
+        def switched() -> bool:
+            fields = self.sentinels[0].ask("SENTINEL", "MASTER", SERVICE)
+            if not isinstance(fields, dict):
+                return False
+            port = int(fields.get(b"port", 0))
+            if port == before or self.node_on(port).role() != "master":
+                return False
+            moved.append(port)
+            return True
+
+        _until(switched, "the sentinels to switch to the promoted replica")
+        return moved[-1]
 
     def node_on(self, port: int) -> Node:
         return next(n for n in self.data_nodes if n.port == port)

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tests.helpers import TIMEOUT
+import livefeed
+from tests.helpers import FACTOR, TIMEOUT, livefeed_env, wait_for
 from tests.reliability.checker import Checker, id_key, problems, wait_until_all_have
 from tests.reliability.failover import (
     RATE,
@@ -35,7 +37,15 @@ from tests.reliability.failover import (
     until,
 )
 from tests.reliability.sentinel import SentinelDeployment
-from tests.reliability.toolkit import Publisher, history, report
+from tests.reliability.toolkit import (
+    Publisher,
+    Watch,
+    checkers,
+    history,
+    history_ids,
+    position,
+    report,
+)
 
 
 class SentinelTarget(Target):
@@ -224,3 +234,57 @@ async def test_with_min_replicas_1_an_unreplicated_tail_was_never_acknowledged_n
         assert not lost, f"acknowledged briefs lost: {sorted(lost)[:10]}"
         run.check_readers()
         run.report(len(lost))
+
+
+# Seconds from a move until every reader has briefs queued just after it (within a probe).
+FOLLOW_BOUND = 8.0
+
+
+async def test_readers_on_both_processes_follow_a_primary_moved_twice_while_it_stays_up(
+    tmp_path: Path, livefeed_process: Any, prefix: str
+) -> None:
+    # Each former primary stays up, a primary with its clients (the sentinels cannot demote
+    # it); it even echoes a probe published on it, yet hears nothing of the new primary.
+    # No writes while the primary moves: a former primary would take them (its replicas
+    # confirm them until reconfigured) and lose them, which is not this test's subject.
+    deployment = SentinelDeployment(tmp_path / "redis", replicas=2)
+    await asyncio.to_thread(deployment.start)
+    try:
+        env = livefeed_env(deployment.url, prefix, TOKEN, log_level="warning")
+        processes = [await livefeed_process(env=env), await livefeed_process(env=env)]
+        since = await position(processes[0].url)
+        readers = checkers([p.ws_url for p in processes], 40, since, spread=True)
+        async with Watch(readers, Publisher(processes[0].url, TOKEN, 1.0), "", prefix) as watch:
+            for move in (1, 2):
+                primary = await asyncio.to_thread(deployment.fail_over)
+                deadline = time.monotonic() + FOLLOW_BOUND * FACTOR
+                watch.redis_url = f"redis://127.0.0.1:{primary}/0"
+                # Queued on the new primary by another service: livefeed's ingest consumer
+                # must follow the primary to publish them, its hub to hear them.
+                added = await _briefs_from_another_service(watch.redis_url, prefix, deadline)
+                left = deadline - time.monotonic()
+                await wait_until_all_have(readers, "briefs", added, timeout=max(left, 0.1))
+                took = FOLLOW_BOUND * FACTOR - (deadline - time.monotonic())
+                report(f"move {move}: every reader had the new briefs {took:.1f}s after it")
+            watch.check(await history_ids(watch.redis_url, prefix))
+    finally:
+        await asyncio.to_thread(deployment.stop)
+
+
+async def _briefs_from_another_service(redis_url: str, prefix: str, deadline: float) -> list[str]:
+    """Queue ten briefs on the ingest stream of the primary at ``redis_url``, as another
+    service would; their event ids once livefeed published them (by ``deadline``)."""
+    before = len(await history_ids(redis_url, prefix))
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        for n in range(10):
+            await asyncio.to_thread(livefeed.publish_brief, client, f"moved {n}", prefix=prefix)
+    finally:
+        client.close()
+
+    async def published() -> bool:
+        return len(await history_ids(redis_url, prefix)) >= before + 10
+
+    left = deadline - time.monotonic()
+    await wait_for(published, timeout=max(left, 0.1), what="livefeed to publish the briefs")
+    return (await history_ids(redis_url, prefix))[before:]
