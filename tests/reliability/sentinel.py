@@ -33,10 +33,20 @@ class Node:
             stop_process(self.process, sig)
             self.process = None
 
-    def restart_unpromotable(self) -> None:
-        """Start again, never to be chosen by the sentinels as a primary."""
+    def restart_as_replica(self, primary_port: int) -> None:
+        """Start again as a replica of ``primary_port`` that the sentinels never promote.
+
+        A node without persistence must not come back as a primary (Redis's replication
+        docs): it is empty, and ``replica-priority 0`` does not protect it while it still
+        calls itself a primary — on a loaded machine the sentinels once picked it in a
+        second failover and the whole dataset was gone."""
+        args = list(self.args)
+        if "--replicaof" in args:
+            at = args.index("--replicaof")
+            del args[at : at + 3]
+        self.args = [*args, "--replicaof", "127.0.0.1", str(primary_port)]
         if "--replica-priority" not in self.args:
-            self.args = [*self.args, "--replica-priority", "0"]
+            self.args += ["--replica-priority", "0"]
         self.start()
 
     def ask(self, *command: str) -> object:

@@ -36,7 +36,7 @@ from tests.reliability.failover import (
     metric,
     until,
 )
-from tests.reliability.sentinel import SentinelDeployment
+from tests.reliability.sentinel import Node, SentinelDeployment
 from tests.reliability.toolkit import (
     Publisher,
     Watch,
@@ -80,11 +80,11 @@ class SentinelTarget(Target):
         return self.deployment.master_port()
 
     def restart(self) -> None:
-        # Its supervisor restarts the old primary: it comes back empty, as a primary, until
-        # the sentinels make it a replica of the new one. Without persistence it must never
-        # be promoted again (Redis's own advice): on a loaded machine the sentinels once
-        # failed over to it before its first sync and the whole dataset was gone.
-        self.deployment.primary.restart_unpromotable()
+        # Its supervisor restarts the old primary as a replica of the new one (it has no
+        # persistence: see restart_as_replica); it syncs while readers keep reading.
+        port = self.deployment.master_port()
+        assert port is not None, "the sentinels name no primary"
+        self.deployment.primary.restart_as_replica(port)
 
     async def drained(self, stream: str) -> bool:
         # With MIN_REPLICAS=0 the producer's own unreplicated entries may be gone.
@@ -118,15 +118,18 @@ def exact_or_told(reader: Checker, truth: Sequence[str]) -> list[str]:
     return problems(after, truth[truth.index(after[0]) :])
 
 
+def _synced(node: Node) -> bool:
+    info = node.ask("INFO", "replication")  # redis-py answers a dict
+    return isinstance(info, dict) and info.get("master_link_status") == "up"
+
+
 async def _old_primary_returns(run: Run) -> None:
-    """Once the sentinels made the restarted old primary a replica, publish more: readers
-    get it all, with no close and no ``recovered: false``."""
+    """Once the restarted old primary has synced as a replica, publish more: readers get it
+    all, with no close and no ``recovered: false``."""
     target = run.target
     assert isinstance(target, SentinelTarget)
     old = target.deployment.primary
-    # Sentinel reconfigures a returning primary only after it has reported itself a
-    # primary for a while (8 s) on its slow replica INFO cycle (10 s): 10-30 s here.
-    await until(lambda: old.role() == "slave", "the old primary to rejoin as a replica", 40)
+    await until(lambda: _synced(old), "the old primary to sync as a replica", 40)
     report(f"old primary a replica {time.monotonic() - run.killed_at:.1f}s after the kill")
     marks = {
         r.name: (len(r.closes), len(r.not_recovered("briefs")), len(r.ids["briefs"]))
