@@ -44,14 +44,22 @@ class Readers:
 
     @contextlib.contextmanager
     def connected(self, transport: str) -> Iterator[None]:
-        self._open[transport] += 1
-        self._idle.clear()
+        self.opened(transport)
         try:
             yield
         finally:
-            self._open[transport] -= 1
-            if not any(self._open.values()):
-                self._idle.set()
+            self.closed(transport)
+
+    def opened(self, transport: str) -> None:
+        """One more open connection (``connected`` in a with-block; this where a reader's
+        coroutine should not hold a context manager for its whole life)."""
+        self._open[transport] += 1
+        self._idle.clear()
+
+    def closed(self, transport: str) -> None:
+        self._open[transport] -= 1
+        if not any(self._open.values()):
+            self._idle.set()
 
     def on_leave(self, leave: Callable[[], None]) -> None:
         """Call ``leave`` (once, on the loop) at this connection's moment to go, once the

@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.http11 import Request
+from websockets.protocol import OPEN, Protocol
 
 from livefeed import limits
 from livefeed.serving.frames import FrameCache, SocketWriter
@@ -239,8 +240,24 @@ class FrameProtocol(WebSocketsSansIOProtocol):
                 self.handshake_complete and not self.close_sent and self.initial_response is None
             )
         if self.handshake_complete and getattr(self, "response", None) is not None:
-            # Needed only to answer the handshake: free their headers for the connection's life.
-            self.request = self.response = None  # type: ignore[assignment]
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        """Free what was needed only to answer the handshake, for the connection's life.
+
+        The request and response, their headers in the scope (the app read what it needed
+        before accepting: ``livefeed.frames`` says so), and websockets' handshake parser,
+        whose suspended frame holds the request for as long as the connection lives: it is
+        swapped for the frame parser it had moved on to, while no frame has begun arriving
+        (an empty buffer), where the two are in the same state.
+        """
+        self.request = self.response = None  # type: ignore[assignment]
+        if self.socket_writer is not None:
+            self.scope["headers"] = []
+        conn = self.conn
+        if conn.state is OPEN and not conn.reader.buffer and conn.parser_exc is None:
+            conn.parser = Protocol.parse(conn)
+            next(conn.parser)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)

@@ -6,7 +6,9 @@ in each accepted WebSocket's scope, ``scope["extensions"]["livefeed.frames"]``: 
 ``FrameWriter`` that writes the reader's frames straight to its socket. livefeed's own
 server does (``livefeed.serving``); under any other ASGI server ``frames_for`` answers None
 and the transport writes with ASGI ``send``. Nothing else differs: accept, receive and close
-always go through ASGI.
+always go through ASGI, except that a server offering ``livefeed.frames`` drops the
+handshake's headers from the scope once the connection is accepted (an idle reader should
+not hold them for hours): read what you need of them before accepting.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
-"""``/ws``: one reader's WebSocket around one Subscription.
+"""``/ws``: one reader's WebSocket around one Subscription, as a bare ASGI app.
+
+The reader socket is what a process holds thousands of for hours, so it skips everything
+an HTTP request goes through: the app hands ``/ws`` to ``ReaderSockets`` before any
+middleware or routing (``livefeed.app``), which checks the address's cap, the origin and
+the drain itself, and speaks ASGI messages directly. An idle reader then costs its
+subscription and a couple of coroutine frames, not a frame per middleware.
 
 The connection's own task reads the client's frames (subscribe, unsubscribe, ping).
 Frames go out through the subscription. Where the server offers the ``livefeed.frames``
 extension (``transports/extension.py``; livefeed's own server does), the hub's fan-out
 writes each event's frame straight to the reader's socket and no task of the reader's
 writes. Under any other ASGI server a writer task drains the subscription's bounded queue
-with ``send_text``.
+with ASGI ``send``.
 
 The connection ends with the close code that tells the client what to do: 1013 when it
 read too slowly, 1008 after too many bad frames, 1001 when the server is going away.
@@ -15,27 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections import deque
 
-from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 
 from livefeed import errors, limits
 from livefeed.errors import CloseCode, FrameError, LivefeedError
 from livefeed.events import Event, error_frame, pong_frame, unsubscribed_frame
-from livefeed.fanout.hub import Hub
-from livefeed.fanout.readers import EndReason, Readers
+from livefeed.fanout.readers import EndReason
 from livefeed.fanout.subscription import Subscription
-from livefeed.services import services_of
+from livefeed.services import Services
 from livefeed.stats import WS, Stats
-from livefeed.storage.eventlog import EventLog
 from livefeed.transports.extension import frames_for
 from livefeed.transports.frames import PING, SUBSCRIBE, Frame, parse_frame
+from livefeed.web.guard import SECURITY_HEADERS, LiveConnections, refuse_live
 from livefeed.web.requests import is_allowed_origin
 
 logger = logging.getLogger("livefeed.ws")
+
+PATH = "/ws"
 
 # What the client is told, by why its connection ended (nothing: it left, or is gone).
 _CLOSE_CODES = {
@@ -43,52 +50,66 @@ _CLOSE_CODES = {
     EndReason.GOING_AWAY: CloseCode.GOING_AWAY,
     EndReason.POLICY: CloseCode.POLICY_VIOLATION,
 }
+_DRAINING = json.dumps(errors.Unavailable("server is restarting, reconnect").to_json()).encode()
 
 
 class _PolicyViolation(Exception):
     """The client broke the rules often enough that we stop talking to it."""
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    state = services_of(websocket)
-    hub: Hub = state.hub
-    log: EventLog = state.log
-    readers: Readers = state.readers
-    if not is_allowed_origin(websocket, state.settings.allowed_origins):
-        await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-        return
-    stats: Stats = state.stats
-    if readers.going_away.is_set():
-        await _refuse_while_draining(websocket)
-        return
-    await websocket.accept()
-    subscription = Subscription(hub, log)
-    with readers.connected(WS):
-        reason = await _serve(websocket, subscription, stats, readers)
-        code = _CLOSE_CODES.get(reason)
-        if reason is EndReason.TOO_SLOW:
-            stats.slow_disconnects[WS] += 1
-        logger.debug("reader left (%s, close code %s)", reason, code)
-        await _close(websocket, code)
+class ReaderSockets:
+    """``/ws``: the ASGI app of reader WebSockets."""
+
+    __slots__ = ("_live", "_services")
+
+    def __init__(self, services: Services, live: LiveConnections) -> None:
+        self._services = services
+        self._live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        address = self._live.admit(scope)
+        if address is None:
+            await refuse_live(scope, send)
+            return
+        try:
+            services = self._services
+            settings = services.settings
+            connection = HTTPConnection(scope)
+            if not is_allowed_origin(connection, settings.allowed_origins):
+                # Before accepting: the handshake is answered 403.
+                await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
+                return
+            if services.readers.going_away.is_set():
+                await _refuse_while_draining(scope, send)
+                return
+            origin = connection.headers.get("origin", "").rstrip("/")
+            if origin in settings.allowed_origins:
+                services.stats.embeds["module"] += 1  # a live reader on another site's page
+            del connection
+            await _serve(scope, receive, send, services)
+        finally:
+            self._live.release(address)
 
 
-async def _refuse_while_draining(websocket: WebSocket) -> None:
+async def _refuse_while_draining(scope: Scope, send: Send) -> None:
     """A handshake reaching a draining server: 503 before the upgrade, so a load balancer
     (nginx ``proxy_next_upstream http_503``) passes it to another server and keeps away
     from this one, instead of a reconnect landing here again and again until it stops."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        error = errors.Unavailable("server is restarting, reconnect")
-        response = JSONResponse(error.to_json(), status_code=503, headers={"Retry-After": "1"})
-        await websocket.send_denial_response(response)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"retry-after", b"1"),
+            *SECURITY_HEADERS,
+        ]
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": _DRAINING})
         return
-    await websocket.accept()
-    await websocket.close(CloseCode.GOING_AWAY)  # reconnect now, to another server
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": CloseCode.GOING_AWAY})  # reconnect elsewhere
 
 
-async def _serve(
-    websocket: WebSocket, subscription: Subscription, stats: Stats, readers: Readers
-) -> EndReason:
-    """Read and write until the reader leaves, falls behind or is sent away; the reason why.
+async def _serve(scope: Scope, receive: Receive, send: Send, services: Services) -> None:
+    """Accept, then read and write until the reader leaves, falls behind or is sent away.
 
     The reader's frames are read in the connection's own task. The other endings (too
     slow, server going away, the writer failing) are callbacks that interrupt that read by
@@ -96,21 +117,27 @@ async def _serve(
     writer task at all: what a socket that pushed back left queued is written when it
     takes data again. So an idle reader costs no task of its own.
     """
+    if (await receive())["type"] != "websocket.connect":
+        return
+    writer = frames_for(scope)
+    await send({"type": "websocket.accept"})
     this = asyncio.current_task()
     if this is None:
         raise RuntimeError("a WebSocket is served in a task")
+    readers, stats = services.readers, services.stats
+    subscription = Subscription(services.hub, services.log)
     ending = _Ending(this)
-    writer = frames_for(websocket.scope)
     write: asyncio.Task[None] | None = None
     if writer is not None:
         writer.attach(subscription, stats)
     else:
-        write = asyncio.create_task(_write(websocket, subscription, stats))
-        write.add_done_callback(lambda _: ending.end(EndReason.WRITE_FAILED))
-    subscription.on_overflow = lambda: ending.end(EndReason.TOO_SLOW)
+        write = asyncio.create_task(_write(send, subscription, stats))
+        write.add_done_callback(ending.write_ended)
+    subscription.on_overflow = ending.too_slow
     readers.on_leave(ending.go_away)
+    readers.opened(WS)
     try:
-        return await _read_until_the_end(websocket, subscription, stats, ending)
+        reason = await _read_until_the_end(receive, subscription, stats, ending)
     finally:
         readers.forget(ending.go_away)
         if writer is not None:
@@ -120,6 +147,15 @@ async def _serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await write
         subscription.close()
+        readers.closed(WS)
+    if reason is EndReason.TOO_SLOW:
+        stats.slow_disconnects[WS] += 1
+    code = _CLOSE_CODES.get(reason)
+    logger.debug("reader left (%s, close code %s)", reason, code)
+    if code is not None:
+        # A reader who stopped reading may never take the close frame; do not wait on it.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(send({"type": "websocket.close", "code": code}), 1.0)
 
 
 class _Ending:
@@ -139,13 +175,19 @@ class _Ending:
     def go_away(self) -> None:
         self.end(EndReason.GOING_AWAY)
 
+    def too_slow(self) -> None:
+        self.end(EndReason.TOO_SLOW)
+
+    def write_ended(self, _: asyncio.Task[None]) -> None:
+        self.end(EndReason.WRITE_FAILED)
+
 
 async def _read_until_the_end(
-    websocket: WebSocket, subscription: Subscription, stats: Stats, ending: _Ending
+    receive: Receive, subscription: Subscription, stats: Stats, ending: _Ending
 ) -> EndReason:
     try:
         try:
-            await _read(websocket, subscription, stats)
+            await _read(receive, subscription, stats)
             reason = EndReason.LEFT
         except _PolicyViolation:
             reason = EndReason.POLICY
@@ -167,41 +209,42 @@ async def _read_until_the_end(
     return ending.reason
 
 
-async def _close(websocket: WebSocket, code: CloseCode | None) -> None:
-    if code is None:
-        return
-    # A reader who stopped reading may never take the close frame; do not wait on it.
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(websocket.close(code), 1.0)
-
-
 class _Window:
-    """Timestamps of the last few occurrences of something, within a sliding window."""
+    """Timestamps of the last few occurrences of something, within a sliding window.
+
+    A list, not a deque: nearly every reader subscribes once and keeps this for hours,
+    and a deque's first block alone is ~600 bytes.
+    """
 
     __slots__ = ("_times", "_window")
 
     def __init__(self, window: float) -> None:
-        self._times: deque[float] = deque()
+        self._times: list[float] = []
         self._window = window
 
     def add(self, now: float) -> int:
         """Count one more at ``now``; how many fall within the window."""
         times = self._times
         times.append(now)
-        while times[0] < now - self._window:
-            times.popleft()
+        start = now - self._window
+        if times[0] < start:
+            del times[: next(i for i, t in enumerate(times) if t >= start)]
         return len(times)
 
 
-async def _read(websocket: WebSocket, subscription: Subscription, stats: Stats) -> None:
-    bad_frames: deque[float] | None = None  # most readers never send a bad one
+async def _read(receive: Receive, subscription: Subscription, stats: Stats) -> None:
+    bad_frames: _Window | None = None  # most readers never send a bad one
     # Each subscribe may replay a topic's history: a client may not ask for that in a loop.
     subscribes: _Window | None = None
     while True:
-        message = await websocket.receive()
+        # Nothing of the last frame is held while waiting for the next: an idle reader's
+        # coroutine keeps no message, text or parsed frame alive.
+        text = frame = None
+        message = await receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
+        del message
         try:
             if text is None:
                 raise FrameError("send JSON in text frames", code=errors.BAD_FRAME)
@@ -222,11 +265,8 @@ async def _read(websocket: WebSocket, subscription: Subscription, stats: Stats) 
                 continue  # our trouble, not the client's
             now = time.monotonic()
             if bad_frames is None:
-                bad_frames = deque()
-            bad_frames.append(now)
-            while bad_frames[0] < now - limits.WS_BAD_FRAMES_WINDOW:
-                bad_frames.popleft()
-            if len(bad_frames) >= limits.WS_BAD_FRAMES_MAX:
+                bad_frames = _Window(limits.WS_BAD_FRAMES_WINDOW)
+            if bad_frames.add(now) >= limits.WS_BAD_FRAMES_MAX:
                 raise _PolicyViolation from None
 
 
@@ -242,14 +282,14 @@ async def _handle(frame: Frame, subscription: Subscription, stats: Stats) -> Non
         subscription.send(unsubscribed_frame(frame.topic))
 
 
-async def _write(websocket: WebSocket, subscription: Subscription, stats: Stats) -> None:
+async def _write(send: Send, subscription: Subscription, stats: Stats) -> None:
     try:
         while True:
             item = await subscription.next()
             if isinstance(item, Event):
-                await websocket.send_text(item.frame)
+                await send({"type": "websocket.send", "text": item.frame})
                 stats.delivered_event(WS, item.id.ms)
             else:
-                await websocket.send_text(item)
-    except (WebSocketDisconnect, RuntimeError, OSError):
+                await send({"type": "websocket.send", "text": item})
+    except (RuntimeError, OSError):
         return  # the client is gone; the reader sees the disconnect

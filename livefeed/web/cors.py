@@ -39,10 +39,6 @@ class Cors:
         self._stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            origin = Headers(scope=scope).get("origin", "").rstrip("/")
-            if origin in self._allowed:
-                self._stats.embeds["module"] += 1  # a live reader on another site's page
         if scope["type"] != "http" or not self._allowed:
             await self._app(scope, receive, send)
             return

@@ -56,14 +56,56 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-class Guard:
-    """Refuses connections over the per-address cap; adds security headers."""
+class LiveConnections:
+    """The live connections of each client address in this process, up to a cap each."""
 
-    def __init__(self, app: ASGIApp, max_per_address: int, trusted_proxies: Networks) -> None:
-        self._app = app
+    __slots__ = ("_live", "_max", "trusted")
+
+    def __init__(self, max_per_address: int, trusted_proxies: Networks) -> None:
         self._max = max_per_address
-        self._trusted = trusted_proxies
+        self.trusted = trusted_proxies
         self._live: Counter[str] = Counter()
+
+    def admit(self, scope: Scope) -> str | None:
+        """Count one more live connection for the scope's client: its address, or None
+        when the address is at its cap (the connection is then refused)."""
+        address = client_address(HTTPConnection(scope), self.trusted)
+        if self._live[address] >= self._max:
+            return None
+        self._live[address] += 1
+        return address
+
+    def release(self, address: str) -> None:
+        self._live[address] -= 1
+        if not self._live[address]:
+            del self._live[address]
+
+
+async def refuse_live(scope: Scope, send: Send) -> None:
+    """Turn away a live connection over its address's cap: 429 (as the WebSocket
+    handshake's HTTP answer where the server can send one, else close code 1008)."""
+    headers = [(b"content-type", b"application/json"), (b"retry-after", b"10")]
+    if scope["type"] == "http":
+        await _send_json(send, 429, _TOO_MANY, headers)
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        start: dict[str, Any] = {"status": 429, "headers": [*headers, *SECURITY_HEADERS]}
+        await send({"type": "websocket.http.response.start", **start})
+        await send({"type": "websocket.http.response.body", "body": _TOO_MANY})
+    else:
+        await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
+
+
+class Guard:
+    """Refuses live connections over the per-address cap; adds security headers.
+
+    The reader WebSocket (``/ws``) does not come through here: the app hands it to its
+    transport before any middleware (``livefeed.app``), which asks ``LiveConnections``
+    itself.
+    """
+
+    def __init__(self, app: ASGIApp, live: LiveConnections) -> None:
+        self._app = app
+        self._live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -77,20 +119,17 @@ class Guard:
         if not is_live:
             await self._app(scope, receive, self._with_headers(send, connection))
             return
-        address = client_address(connection, self._trusted)
-        if self._live[address] >= self._max:
-            await self._refuse(scope, send)
+        address = self._live.admit(scope)
+        if address is None:
+            await refuse_live(scope, send)
             return
-        self._live[address] += 1
         try:
             await self._app(scope, receive, self._with_headers(send, connection))
         finally:
-            self._live[address] -= 1
-            if not self._live[address]:
-                del self._live[address]
+            self._live.release(address)
 
     def _with_headers(self, send: Send, connection: HTTPConnection) -> Send:
-        secure = is_https(connection, self._trusted)
+        secure = is_https(connection, self._live.trusted)
         extra = [*SECURITY_HEADERS, HSTS] if secure else SECURITY_HEADERS
 
         async def send_with_headers(message: Message) -> None:
@@ -101,14 +140,3 @@ class Guard:
             await send(message)
 
         return send_with_headers
-
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"retry-after", b"10")]
-        if scope["type"] == "http":
-            await _send_json(send, 429, _TOO_MANY, headers)
-        elif "websocket.http.response" in scope.get("extensions", {}):
-            start: dict[str, Any] = {"status": 429, "headers": headers}
-            await send({"type": "websocket.http.response.start", **start})
-            await send({"type": "websocket.http.response.body", "body": _TOO_MANY})
-        else:
-            await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
