@@ -38,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -103,6 +104,16 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
 
 
 SERVERS: list[subprocess.Popen[bytes]] = []  # stopped at exit, whatever happens
+GC_FILES: dict[int, str] = {}  # server pid -> its collector pauses (gcwatch/sitecustomize.py)
+
+
+def longest_gc_pause(pid: int, since: float) -> float:
+    """The longest collector pause (seconds) of server ``pid`` since the unix time ``since``."""
+    with contextlib.suppress(FileNotFoundError):
+        with open(GC_FILES[pid]) as f:
+            pauses = [float(p) for t, p, _ in (line.split() for line in f) if float(t) >= since]
+        return max(pauses, default=0.0)
+    return 0.0
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -145,9 +156,17 @@ def start_server(
     system: str, redis_url: str, extra: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = dict(os.environ, BENCH_REDIS_URL=redis_url)
+    gc_file = tempfile.mktemp(prefix="fanout-gc-", suffix=".txt")
+    # gcwatch/sitecustomize.py logs every server's collector pauses, whatever the server.
+    paths = [str(HERE / "gcwatch")]
     if system == "livefeed-before" and BEFORE_SRC:
-        env["PYTHONPATH"] = BEFORE_SRC
+        paths.append(BEFORE_SRC)
+    env = dict(
+        os.environ,
+        BENCH_REDIS_URL=redis_url,
+        BENCH_GC_FILE=gc_file,
+        PYTHONPATH=os.pathsep.join(paths),
+    )
     if system.startswith("livefeed"):
         cmd = [
             PY,
@@ -182,6 +201,7 @@ def start_server(
         cmd, env=env, preexec_fn=pinned(SERVER_CPU), cwd=cwd, stdout=subprocess.DEVNULL
     )
     SERVERS.append(proc)
+    GC_FILES[proc.pid] = gc_file
     wait_port(port, proc)
     if system.startswith("livefeed"):
         wait_ready(port)
@@ -378,6 +398,7 @@ class Run:
     setup_rate: float = float("nan")
     rss_per_conn: float = float("nan")
     idle_cpu: float = float("nan")  # CPU seconds per second with every reader idle
+    gc_pause: float = float("nan")  # the longest collector pause from connecting on, seconds
     steps: list[Step] = field(default_factory=list)
     error: str = ""
 
@@ -394,6 +415,7 @@ def merge(tries: list[Run]) -> Run:
     run.setup_rate = max(t.setup_rate for t in tries)
     run.rss_per_conn = min(t.rss_per_conn for t in tries)
     run.idle_cpu = min(t.idle_cpu for t in tries)
+    run.gc_pause = max(t.gc_pause for t in tries)  # the worst: a pause is what readers feel
     run.error = "; ".join(dict.fromkeys(t.error for t in tries if t.error))
     for rate in dict.fromkeys(s.rate for t in tries for s in t.steps):
         steps = [s for t in tries for s in t.steps if s.rate == rate]
@@ -485,6 +507,7 @@ async def measure(
         await publisher.open()
         await asyncio.sleep(0.5)
         rss0 = rss_bytes(proc.pid)
+        measured_from = time.time()
         kind = "livefeed" if system.startswith("livefeed") else system
         kind = kind if kind in ("livefeed", "socketio") else "ws"
         spy = spy_on(opts, system, proc.pid, f"{system}-{conns}-connect.txt")
@@ -549,9 +572,11 @@ async def measure(
             if step.delivered < 0.999 or step.p99 > 2000:
                 break  # it cannot keep up: higher rates only pile up more
         stop_spy(spy)
+        run.gc_pause = longest_gc_pause(proc.pid, measured_from)
         print(
             f"    {system:11} C={conns:<6} setup {run.setup_rate:.0f}/s, RSS/conn "
-            f"{run.rss_per_conn / 1024:.1f} KB, idle CPU {run.idle_cpu:.1%}",
+            f"{run.rss_per_conn / 1024:.1f} KB, idle CPU {run.idle_cpu:.1%},"
+            f" longest GC pause {run.gc_pause * 1000:.0f} ms",
             flush=True,
         )
     except Exception as exc:
@@ -707,8 +732,9 @@ def cpu_rate(conns: int, rates: list[float]) -> float:
 def table(runs: list[Run], headline_rate: float, cpu_rates: dict[int, float]) -> str:
     lines = [
         "| system | C | p50 ms | p99 ms | max ms | delivered | CPU s/100k (at msg/s) "
-        "| RSS/conn KB | setups/s | ratios to ceiling: p99 · CPU · RSS · setup | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| RSS/conn KB | setups/s | GC pause ms | ratios to ceiling: p99 · CPU · RSS · setup "
+        "| notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     nan = float("nan")
     for conns in sorted({r.conns for r in runs}):
@@ -747,7 +773,8 @@ def table(runs: list[Run], headline_rate: float, cpu_rates: dict[int, float]) ->
             lines.append(
                 f"| {run.system} | {conns} | {fmt(step.p50)} | {fmt(step.p99)} | {fmt(step.max)}"
                 f" | {fmt(step.delivered * 100, 2)}% | {fmt(cpu.cpu_per_100k, 2)} ({rate:g})"
-                f" | {fmt(run.rss_per_conn / 1024)} | {fmt(run.setup_rate, 0)} | {ratios}"
+                f" | {fmt(run.rss_per_conn / 1024)} | {fmt(run.setup_rate, 0)}"
+                f" | {fmt(run.gc_pause * 1000, 0)} | {ratios}"
                 f" | {'; '.join(notes)} |"
             )
     return "\n".join(lines)

@@ -66,22 +66,14 @@ def _snapshot(proc: subprocess.Popen[bytes], out: str) -> dict[str, list[int]]:
     raise RuntimeError("the traced server wrote no snapshot")
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conns", type=int, default=2000)
-    parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--lines", type=int, default=0, help="also the N largest lines")
-    opts = parser.parse_args()
-    redis = Redis()
-    out = os.path.join(tempfile.mkdtemp(prefix="reader-memory-"), "snapshot.json")
-    port = free_port()
-    proc = subprocess.Popen(
+def _start_traced(redis_url: str, port: int, out: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             PY,
             str(HERE / "traced_serve.py"),
             "serve",
             "--redis-url",
-            redis.url,
+            redis_url,
             "--port",
             str(port),
             "--editor-token",
@@ -95,6 +87,18 @@ async def main() -> None:
         env=dict(os.environ, TRACED_SNAPSHOT=out),
         stdout=subprocess.DEVNULL,
     )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conns", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--lines", type=int, default=0, help="also the N largest lines")
+    opts = parser.parse_args()
+    redis = Redis()
+    out = os.path.join(tempfile.mkdtemp(prefix="reader-memory-"), "snapshot.json")
+    port = free_port()
+    proc = _start_traced(redis.url, port, out)
     SERVERS.append(proc)
     client = await Client.start()
     try:
@@ -103,7 +107,12 @@ async def main() -> None:
         await asyncio.sleep(1)
         before, rss0 = _snapshot(proc, out), rss_bytes(proc.pid)
         answer = await client.call(
-            cmd="connect", host="127.0.0.1", port=port, kind="livefeed", n=opts.conns, concurrency=64
+            cmd="connect",
+            host="127.0.0.1",
+            port=port,
+            kind="livefeed",
+            n=opts.conns,
+            concurrency=64,
         )
         n = int(answer["connected"])
         await asyncio.sleep(3)

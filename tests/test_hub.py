@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 
 import redis.asyncio as aioredis
 import websockets
@@ -112,3 +115,40 @@ async def test_a_lost_live_message_is_noticed_and_replayed_in_order(
             assert (await recv_json(ws))["data"]["text"] == "after"
     finally:
         await admin.aclose()
+
+
+async def test_events_published_while_the_process_is_busy_reach_readers_once_in_order(
+    live_server: LiveServer, redis_server: RedisServer
+) -> None:
+    """Three briefs published while the server's event loop is blocked arrive together:
+    the hub hands them out in one go (one write per reader), each once and in order."""
+    hub: Hub = live_server.services.hub
+    script = (
+        "import asyncio, sys\n"
+        "from livefeed.events import BRIEF_PUBLISHED, BRIEFS\n"
+        "from livefeed.storage.connect import connect\n"
+        "from livefeed.storage.eventlog import EventLog\n"
+        "from livefeed.storage.keys import Keys\n"
+        "async def main():\n"
+        "    redis = connect(sys.argv[1])\n"
+        "    log = EventLog(redis, Keys(sys.argv[2]), 1000, sharded=False)\n"
+        "    for n in range(3):\n"
+        "        await log.append(BRIEFS, BRIEF_PUBLISHED, {'id': f'busy{n}', 'text': str(n)})\n"
+        "    await redis.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    async with websockets.connect(live_server.ws_url) as ws:
+        await subscribe(ws, "briefs")
+        gathered = hub.gathered
+        # Run to completion without yielding: the server (on this loop) is busy meanwhile.
+        subprocess.run(
+            [sys.executable, "-c", script, redis_server.url, live_server.settings.redis_prefix],
+            check=True,
+            timeout=30,
+        )
+        frames = [await recv_json(ws) for _ in range(3)]
+        assert [f["data"]["text"] for f in frames] == ["0", "1", "2"]
+        assert hub.gathered >= gathered + 2  # handed out together, not one per turn
+        with contextlib.suppress(TimeoutError):
+            extra = await asyncio.wait_for(ws.recv(), 0.5)
+            raise AssertionError(f"a frame arrived twice or unasked: {extra!r}")

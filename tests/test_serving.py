@@ -31,11 +31,13 @@ class _Transport:
 
     def __init__(self) -> None:
         self.written = bytearray()
+        self.writes = 0  # calls: each is a system call on a real socket
         self.closing = False
 
     def write(self, data: bytes) -> None:
         assert not self.closing, "written to a closing transport"
         self.written += data
+        self.writes += 1
 
     def is_closing(self) -> bool:
         return self.closing
@@ -289,3 +291,32 @@ async def test_a_draining_server_sends_each_reader_away_once() -> None:
     await wait_for(lambda: left == ["goes"], what="the reader to be sent away")
     assert left == ["goes"]
     assert EndReason.GOING_AWAY == "going_away"
+
+
+async def test_events_gathered_by_a_busy_hub_leave_in_one_write_in_order(
+    connection: _Connection,
+) -> None:
+    await connection.accept()
+    stats = Stats()
+    subscription = await _subscribed(connection.writer, stats)
+    writes = connection.transport.writes
+    subscription.deliver_all([_event(1), _event(2), _event(3)])
+    assert connection.transport.writes == writes + 1
+    assert _ids(connection.frames()) == ["subscribed", "e-1-1", "e-1-2", "e-1-3"]
+    await asyncio.sleep(0)  # the per-fan-out stats flush
+    assert stats.delivered["ws"] == 3
+    assert stats.latency.count == 3
+
+
+async def test_gathered_events_queue_one_by_one_behind_frames_that_wait(
+    connection: _Connection,
+) -> None:
+    await connection.accept()
+    subscription = await _subscribed(connection.writer, Stats())
+    connection.protocol.pause_writing()  # the socket pushes back
+    subscription.deliver(_event(1))
+    subscription.deliver_all([_event(2), _event(3)])
+    assert subscription.has_pending
+    connection.protocol.resume_writing()
+    await wait_for(lambda: not subscription.has_pending, what="the queue to drain")
+    assert _ids(connection.frames()) == ["subscribed", "e-1-1", "e-1-2", "e-1-3"]

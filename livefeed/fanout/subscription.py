@@ -34,6 +34,8 @@ logger = logging.getLogger("livefeed.subscription")
 Outgoing = Event | str
 # Writes a frame now and returns True, or returns False (it must then be queued).
 Sink = Callable[[Outgoing], bool]
+# Writes several events' frames now, in one write, and returns True; or returns False.
+EventsSink = Callable[[list[Event]], bool]
 
 
 @dataclass(slots=True, eq=False)
@@ -58,6 +60,7 @@ class Subscription:
         "_queue_bytes",
         "_queued_bytes",
         "_waiter",
+        "events_sink",
         "on_overflow",
         "sink",
     )
@@ -75,6 +78,7 @@ class Subscription:
         self._overflowed = False
         self._overflow_event: asyncio.Event | None = None
         self.sink: Sink | None = None
+        self.events_sink: EventsSink | None = None
         self.on_overflow: Callable[[], None] | None = None
 
     @property
@@ -221,6 +225,24 @@ class Subscription:
                 return  # already sent by the replay
             follow.floor = None  # live has overtaken the replay: no more checks
         self._put(event)
+
+    def deliver_all(self, events: list[Event]) -> None:
+        """Several events of one topic, in order: in one write when the reader is simply
+        following live (nothing queued, no replay to merge), else one by one."""
+        follow = self._follows.get(events[0].topic)
+        if follow is None:
+            return
+        if (
+            follow.buffer is None
+            and follow.floor is None
+            and self._queue is None
+            and not self._overflowed
+            and self.events_sink is not None
+            and self.events_sink(events)
+        ):
+            return
+        for event in events:
+            self.deliver(event)
 
     def lost(self, topic: str) -> None:
         """The hub could not replay a gap: the reader must refetch this topic."""

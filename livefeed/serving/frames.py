@@ -25,6 +25,7 @@ class Waiting(Protocol):
     its sink, and the frames that had to wait, oldest first."""
 
     sink: Callable[[Outgoing], bool] | None
+    events_sink: Callable[[list[Event]], bool] | None
 
     @property
     def has_pending(self) -> bool: ...
@@ -45,16 +46,17 @@ def text_frame(payload: bytes) -> bytes:
 class FrameCache:
     """The frame of the event being fanned out, encoded once; its deliveries counted once.
 
-    The hub hands one event to every reader in a row, so one remembered event is enough.
-    Its deliveries are added to the stats (count and latency) once the fan-out is over,
-    instead of once per reader.
+    The hub hands one event (or one list of a topic's events, when it fell behind) to every
+    reader in a row, so one remembered event or list is enough. Deliveries are added to the
+    stats (count and latency) once the fan-out is over, instead of once per reader.
     """
 
-    __slots__ = ("_count", "_event", "_frame", "_stats")
+    __slots__ = ("_count", "_event", "_events", "_frame", "_stats")
 
     def __init__(self) -> None:
         self._stats: Stats | None = None
         self._event: Event | None = None
+        self._events: list[Event] | None = None
         self._frame = b""
         self._count = 0
 
@@ -69,10 +71,26 @@ class FrameCache:
         self._count += 1
         return self._frame
 
+    def of_all(self, events: list[Event], stats: Stats) -> bytes:
+        """The frames of ``events``, one after another, counted as delivered once more."""
+        if events is not self._events or stats is not self._stats:
+            self.flush()
+            self._events = events
+            self._stats = stats
+            self._frame = b"".join(text_frame(event.frame.encode()) for event in events)
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._count += 1
+        return self._frame
+
     def flush(self) -> None:
-        if self._count and self._event is not None and self._stats is not None:
-            self._stats.delivered_event(WS, self._event.id.ms, self._count)
-            self._count = 0
+        count, stats = self._count, self._stats
+        if count and stats is not None:
+            if self._event is not None:
+                stats.delivered_event(WS, self._event.id.ms, count)
+            for event in self._events or ():
+                stats.delivered_event(WS, event.id.ms, count)
+        self._count = 0
+        self._event = self._events = None
 
 
 class SocketWriter:
@@ -112,10 +130,11 @@ class SocketWriter:
         self._subscription = subscription
         self._stats = stats
         subscription.sink = self._write_now
+        subscription.events_sink = self._write_all_now
 
     def detach(self) -> None:
         if self._subscription is not None:
-            self._subscription.sink = None
+            self._subscription.sink = self._subscription.events_sink = None
         self._subscription = self._stats = None
 
     def resumed(self) -> None:
@@ -130,6 +149,12 @@ class SocketWriter:
             self._transport.write(self._cache.of(item, self._stats))
         else:
             self._transport.write(text_frame(item.encode()))
+        return True
+
+    def _write_all_now(self, events: list[Event]) -> bool:
+        if not self.is_writable or self._stats is None:
+            return False
+        self._transport.write(self._cache.of_all(events, self._stats))
         return True
 
     def _write_waiting(self) -> None:

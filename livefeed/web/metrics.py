@@ -72,6 +72,9 @@ _COUNTERS: tuple[tuple[str, str, str, str], ...] = (
      "Pub/sub reconnects."),
     ("livefeed_pubsub_gaps", "hub.gaps", "",
      "Live gaps noticed and replayed."),
+    ("livefeed_events_gathered", "hub.gathered", "",
+     "Events handed to readers together with others of their topic, one write per reader,"
+     " because they arrived while the process was busy (a sign of load)."),
     ("livefeed_pubsub_silent", "hub.silent", "",
      "Liveness probes that did not come back."),
     ("livefeed_redis_failovers", "hub.failovers", "",
