@@ -125,3 +125,10 @@ PUSH_STANDBY_POLL = 1.0  # how often a standby process tries to take the dispatc
 PUSH_POLL = 0.25  # seconds between reads of the briefs log for new breaking briefs
 PUSH_CANCEL_CHECK = 0.2  # seconds between checks that a brief being pushed is still up
 PUSH_SCAN_BATCH = 500  # subscriptions read per HSCAN
+
+# The collector in a serving process (serving/collector.py): after startup, whatever has
+# lived long enough to reach the oldest generation is frozen once this many objects are
+# there (checked this often), so a full collection never walks the thousands of readers'
+# objects again: it walks at most about this many.
+GC_FREEZE_AFTER = 20_000
+GC_FREEZE_CHECK = 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter
+from typing import Any
 
 # The transports, as the by-transport counters (and the metrics' labels) name them.
 WS = "ws"
@@ -79,3 +80,30 @@ class Stats:
         """``count`` frames of an event published at ``published_ms`` were just written."""
         self.delivered[transport] += count
         self.latency.observe(max(0.0, time.time() - published_ms / 1000), count)
+
+
+class Pauses:
+    """The collector's pauses in this process: count, total and longest, by generation."""
+
+    __slots__ = ("_started", "collections", "longest", "seconds")
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = int(info["generation"])
+        self.collections[generation] += 1
+        self.seconds[generation] += pause
+        self.longest = max(self.longest, pause)
+
+
+# One collector per process, so one record of its pauses (kept once serving/collector.py
+# installed it); read by /metrics.
+COLLECTOR_PAUSES = Pauses()

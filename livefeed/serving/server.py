@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 from typing import Any
 
@@ -14,6 +13,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from livefeed import limits
 from livefeed.lifecycle import DRAIN_READERS
+from livefeed.serving.collector import Collector
 from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol, ServingState
 
 
@@ -58,12 +58,6 @@ def server_config(
     )
 
 
-# A young-generation collection every 10,000 net allocations instead of 700: a reader's
-# setup allocates a few hundred objects, and each collection costs the same however few
-# cycles it finds (readers' objects form no cycles that outlive them).
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
 class Server(uvicorn.Server):
     """uvicorn's server, draining readers before it shuts down.
 
@@ -78,6 +72,7 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.serving_state = self.server_state = ServingState()
+        self.collector = Collector()
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve in this process, which is then the server's alone (``livefeed serve``)."""
@@ -87,13 +82,12 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.owns_process:
-            # What is alive once the app started lives as long as the process: keep the
-            # collector from walking it again and again while thousands of readers connect.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
+            # The process is the server's alone: tune its collector (collector.py). Tests,
+            # which run servers in-process, keep Python's defaults.
+            self.collector.start()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.collector.stop()
         # The app offers the drain in its lifespan state: no walk through uvicorn's wrappers.
         drain = self.lifespan.state.get(DRAIN_READERS)
         if drain is not None:

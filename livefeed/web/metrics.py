@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -39,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livefeed import errors
 from livefeed.settings import Settings
-from livefeed.stats import LATENCY_BUCKETS, LatencyHistogram, Stats
+from livefeed.stats import COLLECTOR_PAUSES, LATENCY_BUCKETS, LatencyHistogram, Stats
 
 logger = logging.getLogger("livefeed.http")
 
@@ -98,6 +99,7 @@ class LivefeedCollector(Collector):
             counts = attrgetter(source)(state)
             yield _counter(name, documentation, labels.split(), counts)
         yield _latency(state.stats.latency)
+        yield from _collector()
 
 
 def _clients(counts: Mapping[str, int]) -> Metric:
@@ -152,6 +154,36 @@ def _latency(latency: LatencyHistogram) -> Metric:
     )
     histogram.add_metric([], buckets, latency.sum)
     return histogram
+
+
+def _collector() -> Iterator[Metric]:
+    """The garbage collector: its pauses (once ``livefeed serve`` watches them) and what it
+    froze (serving/collector.py)."""
+    pauses = COLLECTOR_PAUSES
+    collections = CounterMetricFamily(
+        "livefeed_gc_collections", "Garbage collections, by generation.", labels=["generation"]
+    )
+    seconds = CounterMetricFamily(
+        "livefeed_gc_pause_seconds",
+        "Time the event loop stood still in garbage collections, by generation.",
+        labels=["generation"],
+    )
+    for generation in range(3):
+        collections.add_metric([str(generation)], pauses.collections[generation])
+        seconds.add_metric([str(generation)], pauses.seconds[generation])
+    yield collections
+    yield seconds
+    yield GaugeMetricFamily(
+        "livefeed_gc_longest_pause_seconds",
+        "The longest garbage collection pause since the process started serving.",
+        value=pauses.longest,
+    )
+    yield GaugeMetricFamily(
+        "livefeed_gc_frozen_objects",
+        "Objects the collector no longer walks (frozen: they live as long as the process or"
+        " their reader).",
+        value=gc.get_freeze_count(),
+    )
 
 
 def registry_for(state: Any) -> CollectorRegistry:
