@@ -128,7 +128,6 @@ PUSH_SCAN_BATCH = 500  # subscriptions read per HSCAN
 
 # The collector in a serving process (serving/collector.py): after startup, whatever has
 # lived long enough to reach the oldest generation is frozen once this many objects are
-# there (checked this often), so a full collection never walks the thousands of readers'
-# objects again: it walks at most about this many.
+# there, so a full collection never walks the thousands of readers' objects again: it
+# walks at most about this many.
 GC_FREEZE_AFTER = 20_000
-GC_FREEZE_CHECK = 1.0

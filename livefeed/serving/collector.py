@@ -5,10 +5,10 @@ holds a million of them, and walking them took 400-800 ms per full collection (m
 every reader's frames waited that long. But a reader's objects live for the connection's
 life and form no cycles (``tests/test_collector.py`` proves it for connections and
 events), so walking them finds nothing. So once startup is done everything alive is
-frozen (``gc.freeze``: moved where no collection looks), the young generation is
-collected every 10,000 allocations instead of 700 (a reader's setup allocates a few
-hundred objects), and a task freezes again whenever ``GC_FREEZE_AFTER`` objects have
-reached the oldest generation: a full collection then walks at most about that many.
+frozen (``gc.freeze``: moved where no collection looks), the generations' thresholds
+keep each collection small (below), and whenever ``GC_FREEZE_AFTER`` objects have reached
+the oldest generation they are frozen too (checked after each collection that can put
+objects there): a full collection then walks at most about that many.
 
 Frozen objects are still freed as usual when their last reference goes (a reader leaves):
 only a cycle among them would never be collected, which is why none may form per reader.
@@ -21,41 +21,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from typing import Any
 
 from livefeed import limits
 from livefeed.stats import COLLECTOR_PAUSES
 
-# Young generation every 10,000 net allocations; the middle one every 10 young ones; the
-# oldest after 10 middle ones (and, by CPython's own rule, only once it grew by a quarter).
-GC_THRESHOLDS = (10_000, 10, 10)
+# Young generation every 10,000 net allocations (not 700: a reader's setup allocates a
+# few hundred objects); the middle one every 2 young ones, so it never holds more than
+# about 20,000 survivors (at 10, a connection storm made it 100,000 and an 87 ms pause);
+# the oldest after 10 middle ones (and, by CPython's own rule, once it grew by a quarter).
+GC_THRESHOLDS = (10_000, 2, 10)
 
 
 class Collector:
     """Tunes and watches the collector of the process that serves (``livefeed serve``)."""
 
     def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._check_due = False
 
     def start(self) -> None:
         # What is alive once the app started lives as long as the process.
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        if COLLECTOR_PAUSES not in gc.callbacks:
-            gc.callbacks.append(COLLECTOR_PAUSES)
-        self._task = asyncio.get_running_loop().create_task(self._keep_frozen())
+        self._loop = asyncio.get_running_loop()
+        for callback in (COLLECTOR_PAUSES, self._collected):
+            if callback not in gc.callbacks:
+                gc.callbacks.append(callback)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._collected)
+        self._loop = None
 
-    async def _keep_frozen(self) -> None:
-        while True:
-            await asyncio.sleep(limits.GC_FREEZE_CHECK)
-            freeze_if_grown()
+    def _collected(self, phase: str, info: dict[str, Any]) -> None:
+        # Survivors reach the oldest generation only from a collection of the middle one:
+        # check then, on the loop (not inside the collector's own callback).
+        if phase != "stop" or info["generation"] < 1 or self._check_due:
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            self._check_due = True
+            loop.call_soon_threadsafe(self._check)
+
+    def _check(self) -> None:
+        self._check_due = False
+        freeze_if_grown()
 
 
 def freeze_if_grown() -> bool:
