@@ -16,6 +16,7 @@ ids as opaque and only echo them back.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import sys
@@ -176,6 +177,7 @@ def encode(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=4096)  # every reader of a topic gets the same frame
 def subscribed_frame(topic: str, *, recovered: bool) -> str:
     return encode({"type": SUBSCRIBED, "topic": topic, "recovered": recovered})
 
@@ -184,6 +186,7 @@ def unsubscribed_frame(topic: str) -> str:
     return encode({"type": UNSUBSCRIBED, "topic": topic})
 
 
+@functools.cache
 def pong_frame() -> str:
     return encode({"type": PONG})
 

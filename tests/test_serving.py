@@ -77,6 +77,9 @@ class _App:
 class _Hub:
     """Joins at once: the subscription's merge logic is not what is tested here."""
 
+    def join_now(self, name: str, listener: object) -> bool:
+        return False  # the slow path: join below
+
     async def join(self, name: str, listener: object) -> None:
         return None
 

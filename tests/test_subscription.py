@@ -21,6 +21,9 @@ class _Hub:
     def __init__(self) -> None:
         self.followers: dict[str, set[object]] = {}
 
+    def join_now(self, name: str, listener: object) -> bool:
+        return False  # the slow path: join below
+
     async def join(self, name: str, listener: object) -> None:
         self.followers.setdefault(name, set()).add(listener)
 

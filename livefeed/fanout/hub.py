@@ -150,6 +150,15 @@ class Hub:
         self._callbacks[channel] = callback
         await self._channels.add(channel, sharded=False)
 
+    def join_now(self, name: str, listener: Listener) -> bool:
+        """Join a topic that is live already, without waiting (most readers' case): whether
+        it could; if not, ``join``."""
+        topic = self._topics.get(name)
+        if topic is None or not topic.ready.done() or topic.ready.cancelled():
+            return False
+        topic.listeners.add(listener)
+        return True
+
     async def join(self, name: str, listener: Listener) -> None:
         """Start delivering ``name``'s events to ``listener``; returns once the topic is live."""
         topic = self._topics.get(name)

@@ -108,8 +108,9 @@ class Subscription:
             raise TooManySubscriptions(f"at most {limits.SUBSCRIPTIONS_MAX} topics per connection")
         follow = self._follows[topic] = _Follow()
         try:
-            async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):  # no task, unlike wait_for
-                await self._hub.join(topic, self)
+            if not self._hub.join_now(topic, self):
+                async with asyncio.timeout(limits.REDIS_CALL_TIMEOUT):  # no task, unlike wait_for
+                    await self._hub.join(topic, self)
             recovered, last = await self._replay(topic, since, follow)
         except (TimeoutError, RedisError, OSError) as exc:
             self._forget(topic, follow)
