@@ -131,3 +131,7 @@ PUSH_SCAN_BATCH = 500  # subscriptions read per HSCAN
 # there, so a full collection never walks the thousands of readers' objects again: it
 # walks at most about this many.
 GC_FREEZE_AFTER = 20_000
+
+# websockets' own bound on a handshake's header lines (websockets.http11.MAX_NUM_HEADERS):
+# an upgrade with more is parsed by websockets itself, which refuses it.
+WS_HANDSHAKE_HEADERS_MAX = 128

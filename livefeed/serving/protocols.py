@@ -25,6 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.protocol import OPEN, Protocol
 
@@ -126,7 +127,20 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        super().handle_websocket_upgrade()
+        request = _plain_upgrade(self.scope, self.url)
+        kind: Any = self.ws_protocol_class
+        if request is None or not (isinstance(kind, type) and issubclass(kind, FrameProtocol)):
+            # uvicorn writes the request out again for the WebSocket protocol to parse.
+            super().handle_websocket_upgrade()
+        else:
+            # Hand over the request as parsed already: no second parse per handshake.
+            self.connections.discard(self)
+            protocol: FrameProtocol = kind(
+                config=self.config, server_state=self.server_state, app_state=self.app_state
+            )
+            protocol.connection_made(self.transport)
+            self.transport.set_protocol(protocol)
+            protocol.take_request(request)
         # The connection is the WebSocket protocol's now. The parser holds this protocol's
         # callbacks and this protocol holds the parser: a cycle that only the collector
         # would free, and a serving process freezes what the collector would walk.
@@ -266,6 +280,14 @@ class FrameProtocol(WebSocketsSansIOProtocol):
             conn.parser = Protocol.parse(conn)
             next(conn.parser)
 
+    def take_request(self, request: Request) -> None:
+        """The handshake request, parsed by the HTTP protocol that upgraded the connection."""
+        conn = self.conn
+        # websockets' parser would have read the request and moved on to frames: start there.
+        conn.parser = Protocol.parse(conn)
+        next(conn.parser)
+        self.handle_connect(request)
+
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         scope: Any = getattr(self, "scope", None)
@@ -279,3 +301,19 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().resume_writing()
         if self.socket_writer is not None:
             self.socket_writer.resumed()
+
+
+def _plain_upgrade(scope: Any, target: bytes) -> Request | None:
+    """The upgrade request for websockets, when it is one websockets' own parser would take
+    as it is (else None: it then parses it itself and answers as it would)."""
+    if scope["method"] != "GET" or scope["http_version"] != "1.1" or not target.isascii():
+        return None
+    raw = scope["headers"]
+    if len(raw) > limits.WS_HANDSHAKE_HEADERS_MAX:
+        return None
+    headers = Headers()
+    for name, value in raw:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return None
+        headers[name.decode("latin-1")] = value.decode("latin-1")
+    return Request(target.decode("ascii"), headers)
