@@ -12,6 +12,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from livefeed import __version__
+
 _PACKAGE = Path(__file__).resolve().parent.parent  # livefeed/, from livefeed/web/
 
 
@@ -57,3 +59,15 @@ def script_src() -> str:
     """CSP ``script-src``: our own files, and the inline import map by its hash."""
     digest = base64.b64encode(hashlib.sha256(import_map().encode()).digest()).decode()
     return f"'self' 'sha256-{digest}'"
+
+
+@cache
+def release() -> str:
+    """A short hash of what renders the pages: livefeed's version and every template and
+    static file. Every process of one deploy computes the same; the next deploy another."""
+    digest = hashlib.sha256(__version__.encode())
+    for root in (TEMPLATES_DIR, STATIC_DIR):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
