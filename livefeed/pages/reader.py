@@ -340,6 +340,7 @@ def routes() -> list[BaseRoute]:
     """The page routes and the static files, for ``create_app`` to mount."""
     paths.asset_version("livefeed.css")  # hash once, at startup
     paths.import_map()
+    paths.release()  # every file read once, at startup, not by the first reader
     return [
         Route("/", front_page, name="front_page"),
         Route("/articles/{slug}", _page(ArticlePages().article_page), name="article_page"),

@@ -12,8 +12,6 @@ import json
 from functools import cache
 from pathlib import Path
 
-from livefeed import __version__
-
 _PACKAGE = Path(__file__).resolve().parent.parent  # livefeed/, from livefeed/web/
 
 
@@ -63,11 +61,12 @@ def script_src() -> str:
 
 @cache
 def release() -> str:
-    """A short hash of what renders the pages: livefeed's version and every template and
-    static file. Every process of one deploy computes the same; the next deploy another."""
-    digest = hashlib.sha256(__version__.encode())
-    for root in (TEMPLATES_DIR, STATIC_DIR):
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    """A short hash of what renders the pages: livefeed's code, templates and static files.
+    Every process of one deploy computes the same; a deploy that changes any, another."""
+    digest = hashlib.sha256()
+    files = [(root, p) for root in (_PACKAGE, TEMPLATES_DIR, STATIC_DIR) for p in root.rglob("*")]
+    for root, path in sorted(files):
+        if path.is_file() and path.suffix != ".pyc":
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
