@@ -13,6 +13,7 @@ import pytest
 
 from livefeed import limits
 from livefeed.pages.render_cache import RenderCache
+from livefeed.pages.shared_reads import SharedReads
 from tests.conftest import LiveServer
 from tests.editor_support import signed_in
 from tests.helpers import auth
@@ -262,3 +263,37 @@ async def test_a_failed_render_leaves_each_waiter_to_meet_the_error_itself() -> 
         with pytest.raises(LookupError):
             await task
     assert len(cache) == 0
+
+
+async def test_reads_that_arrive_together_share_one_call_and_later_ones_do_not() -> None:
+    reads: SharedReads[int] = SharedReads()
+    calls = 0
+    release = asyncio.Event()
+
+    async def fetch() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return calls
+
+    together = [asyncio.create_task(reads.read("k", fetch)) for _ in range(10)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the call is sent now: a read from here on must not join it
+    later = asyncio.create_task(reads.read("k", fetch))
+    other = asyncio.create_task(reads.read("other key", fetch))
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*together) == [1] * 10
+    assert {await later, await other} == {2, 3} and calls == 3
+
+
+async def test_a_shared_read_that_fails_fails_for_each_of_its_callers() -> None:
+    reads: SharedReads[int] = SharedReads()
+
+    async def fetch() -> int:
+        raise ConnectionError("redis is down")
+
+    results = await asyncio.gather(
+        *(reads.read("k", fetch) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)

@@ -28,6 +28,7 @@ from livefeed.errors import (
     RateLimited,
 )
 from livefeed.pages.render_cache import PRIVATE, SHARED, RenderCache, etag, is_fresh
+from livefeed.pages.shared_reads import SharedReads
 from livefeed.services import services_of
 from livefeed.web import paths
 from livefeed.web.failures import error_page_context
@@ -37,6 +38,7 @@ from livefeed.web.templating import environment
 if TYPE_CHECKING:
     from livefeed.models import Article
     from livefeed.storage.comments import Threads
+    from livefeed.storage.content import ArticleVersion
 
 ARTICLE_BRIEFS = 10  # the "Read next" column
 FRONT_BRIEFS = 20
@@ -237,6 +239,7 @@ class ArticlePages:
 
     def __init__(self) -> None:
         self.cache = RenderCache()  # one per app: apps in one process never share pages
+        self.versions: SharedReads[ArticleVersion] = SharedReads()
 
     async def article_page(self, request: Request) -> Response:
         slug = article_slug(request)
@@ -245,7 +248,8 @@ class ArticlePages:
             return render("article.html", headers={"Cache-Control": PRIVATE}, **context)
         # Only what changes the page is the key: other query parameters (?posted=) are not.
         key = (slug, _query_id(request, "comments_before"), _query_id(request, "reply_to"))
-        version = await services_of(request).content.article_version(slug)
+        content = services_of(request).content
+        version = await self.versions.read(slug, lambda: content.article_version(slug))
         if not version.article_written:
             raise NotFound(f"no article {slug!r}")
         tag = etag(key, version)
