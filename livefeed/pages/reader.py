@@ -53,7 +53,7 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    # Pages embed live positions: revalidate rather than show a stale one.
+    # Revalidated every time; article pages, rendered per version, say more (render_cache).
     "Cache-Control": "no-cache",
 }
 

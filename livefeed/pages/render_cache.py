@@ -22,6 +22,7 @@ GET and never kept. Nothing on a reader page depends on a cookie.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -38,6 +39,7 @@ SHARED = (
 PRIVATE = "private, no-store"
 
 
+@functools.lru_cache(maxsize=limits.PAGE_CACHE_ENTRIES)  # asked on every view: hashed once
 def etag(key: Hashable, version: Hashable) -> str:
     """A weak ETag: the page at one version is the same news, but not always the same
     bytes (times shown relative to now, counts of other articles refreshed on age)."""
