@@ -119,6 +119,9 @@ async def test_while_nothing_moves_the_kept_page_is_served_without_reading_conte
     record["title"] = "Edited behind the back of the log"
     await services.redis.set(services.keys.article(SLUG), json.dumps(record))
     assert (await api.get(f"/articles/{SLUG}")).text == first.text
+    # (A page replying to a comment is rendered each time: any id makes one, none is kept.)
+    replying = await api.get(f"/articles/{SLUG}", params={"reply_to": "no-such-comment"})
+    assert "Edited behind the back of the log" in replying.text
     # ... until anything the page shows moves.
     await api.post("/api/briefs", json={"text": "Later"}, headers=auth(live_server.token))
     assert "Edited behind the back of the log" in (await api.get(f"/articles/{SLUG}")).text

@@ -261,7 +261,10 @@ class ArticlePages:
             context = await _article_context(request, slug)
             return _ENV.get_template("article.html").render(**context).encode()
 
-        body = await self.cache.page(key, version, rendered)
+        # Any well-formed reply_to renders (an unknown one as no reply): kept, such pages
+        # would let anyone push the pages readers need out of the cache.
+        reply_to = key[2] is not None
+        body = await (rendered() if reply_to else self.cache.page(key, version, rendered))
         return Response(body, media_type="text/html", headers=headers)
 
 
