@@ -110,6 +110,16 @@ HTTP_HEADER_BYTES_MAX = 16 * 1024  # request line + headers; past it, 431 and cl
 HTTP_LINGER = 2.0  # seconds a refused request's connection stays open to take its answer
 HTTP_BODY_TIMEOUT = 10.0  # a request body must have fully arrived this soon; else 408
 
+# Reader pages under a spike (pages/render_cache.py): rendered article pages kept per
+# process, each reused while the positions of its topics stand still ...
+PAGE_CACHE_ENTRIES = 256  # ... at most this many pages (slug and page of comments) ...
+PAGE_CACHE_BYTES = 16 * 1024 * 1024  # ... of at most this many bytes of HTML together ...
+# ... and re-rendered after this many seconds even so: what no position tracks (times shown
+# relative to now, other articles' comment counts in "Read next") is this fresh at worst.
+PAGE_CACHE_MAX_AGE = 10.0
+PAGE_SHARED_MAX_AGE = 5  # seconds a shared cache (CDN) may serve a page without asking
+PAGE_STALE_WHILE_REVALIDATE = 10  # ... and serve it stale while it asks, this much longer
+
 # Web Push for breaking briefs.
 PUSH_ENDPOINT_MAX = 2_048  # characters of a subscription's endpoint URL
 PUSH_WINDOW = 900  # seconds: a breaking brief is pushed within this window, then dropped

@@ -137,6 +137,26 @@ async def test_threads_reports_and_counts_work_on_a_cluster(live_server: LiveSer
     assert (await api.get("/api/articles/threads")).json()["comment_count"] == 2
 
 
+async def test_the_article_page_is_revalidated_across_masters(
+    live_server: LiveServer, api, cluster: RedisCluster
+) -> None:
+    # Its version reads topics of several masters in one round trip (a pipeline, not Lua).
+    keys = Keys(live_server.settings.redis_prefix)
+    topics = ["briefs", "article:spread", "comments:spread"]
+    assert len(_slots_used(cluster, [keys.log(t) for t in topics])) >= 2
+    assert (await api.get("/articles/spread")).status_code == 404
+    body = {"title": "t", "summary": "s", "body": ["p"], "comment_mode": "open"}
+    assert (await api.put("/api/articles/spread", json=body, headers=auth("t"))).status_code == 201
+    etag = (await api.get("/articles/spread")).headers["etag"]
+    assert (await api.get("/articles/spread", headers={"If-None-Match": etag})).status_code == 304
+    await api.post("/api/articles/spread/comments", json={"author": "A", "text": "first"})
+    page = await api.get("/articles/spread", headers={"If-None-Match": etag})
+    assert page.status_code == 200 and ">first<" in page.text
+    await live_server.services.content.close_comments("spread", True)
+    closed = await api.get("/articles/spread", headers={"If-None-Match": page.headers["etag"]})
+    assert closed.status_code == 200 and "Comments are closed." in closed.text
+
+
 async def test_a_retracted_brief_and_a_hidden_comment_are_redacted_on_a_cluster(
     live_server: LiveServer, api
 ) -> None:

@@ -27,6 +27,8 @@ from livefeed.errors import (
     NotFound,
     RateLimited,
 )
+from livefeed.pages.render_cache import PRIVATE, SHARED, RenderCache, etag, is_fresh
+from livefeed.pages.shared_reads import SharedReads
 from livefeed.services import services_of
 from livefeed.web import paths
 from livefeed.web.failures import error_page_context
@@ -36,6 +38,7 @@ from livefeed.web.templating import environment
 if TYPE_CHECKING:
     from livefeed.models import Article
     from livefeed.storage.comments import Threads
+    from livefeed.storage.content import ArticleVersion
 
 ARTICLE_BRIEFS = 10  # the "Read next" column
 FRONT_BRIEFS = 20
@@ -50,7 +53,7 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    # Pages embed live positions: revalidate rather than show a stale one.
+    # Revalidated every time; article pages, rendered per version, say more (render_cache).
     "Cache-Control": "no-cache",
 }
 
@@ -230,11 +233,39 @@ def comment_count_text(count: int) -> str:
     return "1 comment" if count == 1 else f"{count} comments"
 
 
-@_page
-async def article_page(request: Request) -> Response:
-    """The article, its live "Read next" column, its live comments and the comment form."""
-    context = await _article_context(request, article_slug(request))
-    return render("article.html", **context)
+class ArticlePages:
+    """The article page: its live "Read next" column, its live comments and the comment
+    form, rendered once per version of what it shows (see render_cache.py)."""
+
+    def __init__(self) -> None:
+        self.cache = RenderCache()  # one per app: apps in one process never share pages
+        self.versions: SharedReads[ArticleVersion] = SharedReads()
+
+    async def article_page(self, request: Request) -> Response:
+        slug = article_slug(request)
+        if request.query_params.get("held") == "1":  # one reader's own notice: never kept
+            context = await _article_context(request, slug)
+            return render("article.html", headers={"Cache-Control": PRIVATE}, **context)
+        # Only what changes the page is the key: other query parameters (?posted=) are not.
+        key = (slug, _query_id(request, "comments_before"), _query_id(request, "reply_to"))
+        content = services_of(request).content
+        version = await self.versions.read(slug, lambda: content.article_version(slug))
+        if not version.article_written:
+            raise NotFound(f"no article {slug!r}")
+        tag = etag(key, version)
+        headers = {**PAGE_HEADERS, "Cache-Control": SHARED, "ETag": tag}
+        if is_fresh(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers=headers)
+
+        async def rendered() -> bytes:
+            context = await _article_context(request, slug)
+            return _ENV.get_template("article.html").render(**context).encode()
+
+        # Any well-formed reply_to renders (an unknown one as no reply): kept, such pages
+        # would let anyone push the pages readers need out of the cache.
+        reply_to = key[2] is not None
+        body = await (rendered() if reply_to else self.cache.page(key, version, rendered))
+        return Response(body, media_type="text/html", headers=headers)
 
 
 # -- the comment form without JavaScript ----------------------------------------------------
@@ -281,7 +312,10 @@ async def post_comment_form(request: Request) -> Response:
         return render("article.html", status=exc.status, headers=headers, **context)
     if comment.status == "pending":
         return RedirectResponse(f"/articles/{slug}?held=1#comments", status_code=303)
-    return RedirectResponse(f"/articles/{slug}#comment-{comment.id}", status_code=303)
+    # A URL of its own: no cache (the browser's, a CDN's) holds a page from before the post.
+    return RedirectResponse(
+        f"/articles/{slug}?posted={comment.id}#comment-{comment.id}", status_code=303
+    )
 
 
 async def comment_form_get(request: Request) -> Response:
@@ -313,9 +347,10 @@ def routes() -> list[BaseRoute]:
     """The page routes and the static files, for ``create_app`` to mount."""
     paths.asset_version("livefeed.css")  # hash once, at startup
     paths.import_map()
+    paths.release()  # every file read once, at startup, not by the first reader
     return [
         Route("/", front_page, name="front_page"),
-        Route("/articles/{slug}", article_page, name="article_page"),
+        Route("/articles/{slug}", _page(ArticlePages().article_page), name="article_page"),
         Route(
             "/articles/{slug}/comments",
             post_comment_form,

@@ -115,11 +115,15 @@ class Comments:
     # -- modes ----------------------------------------------------------------------------
 
     async def mode(self, slug: str) -> str:
+        return self.mode_of(*await self._redis.mget(self.mode_keys(slug)))
+
+    def mode_keys(self, slug: str) -> list[str]:
+        """The keys whose values (``mode_of``) make the article's comment mode."""
         c = self._keys.comments(slug)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(c.closed)
-            pipe.get(c.mode)
-            closed, mode = await pipe.execute()
+        return [c.closed, c.mode]
+
+    @staticmethod
+    def mode_of(closed: str | None, mode: str | None) -> str:
         if closed:
             return CLOSED
         return PREMODERATED if mode == PREMODERATED else OPEN

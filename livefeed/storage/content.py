@@ -19,7 +19,7 @@ from livefeed.models import Article, Brief, Comment
 from livefeed.settings import Rate
 from livefeed.stats import Stats
 from livefeed.storage.comments import CLOSED, OPEN, CommentRules, Comments, Threads
-from livefeed.storage.eventlog import Change, EventLog, Outcome
+from livefeed.storage.eventlog import Change, EventLog, Outcome, no_history
 from livefeed.storage.keys import Keys
 from livefeed.storage.publisher import Publisher
 
@@ -49,6 +49,17 @@ class Listing(Generic[T]):
 
     items: list[T]
     last_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVersion:
+    """Where everything an article page shows stands: the positions of its topics (the
+    briefs, the article, its comments) and its comment mode, which no event announces.
+    Every write that changes what the page shows changes one of them."""
+
+    positions: tuple[str, ...]
+    comment_mode: str
+    article_written: bool  # False: no article was ever put under this slug
 
 
 class Content:
@@ -82,6 +93,15 @@ class Content:
     async def position(self, topic: str) -> str:
         """The topic's current last event id, for pages and list responses."""
         return str(await self.log.position(topic))
+
+    async def article_version(self, slug: str) -> ArticleVersion:
+        """The ``ArticleVersion`` of ``slug``'s page, in one round trip; writes nothing."""
+        article = events.article_topic(slug)
+        topics = [events.BRIEFS, article, events.comments_topic(slug)]
+        positions, mode = await self.log.versions(topics, self.comments.mode_keys(slug))
+        # An article's first put starts its topic's history: a topic without one is no article.
+        written = not positions[1].startswith(no_history(article) + "-")
+        return ArticleVersion(tuple(positions), self.comments.mode_of(*mode), written)
 
     # -- briefs ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ Contract (what the hub and the transports rely on):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -118,6 +119,7 @@ class Gone(Enum):
 GONE: Final = Gone.GONE
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every page view of a quiet topic
 def no_history(topic: str) -> str:
     """The epoch of ``topic`` while it has no history yet: its own (so another topic's
     position is not taken for it), and 12 characters long, so never a random epoch's."""
@@ -200,6 +202,7 @@ class EventLog:
         self._append = redis.register_script(_script("append_event.lua"))
         self._read_since = redis.register_script(_script("read_since.lua"))
         self._list = redis.register_script(_script("list_items.lua"))
+        self._versions = redis.register_script(_script("versions.lua"))
 
     async def append(
         self, topic: str, event_type: str, data: dict[str, Any], change: Change | None = None
@@ -348,6 +351,31 @@ class EventLog:
         if reply[0] != "ok":
             return None
         return Listing(records=list(reply[2:]), last_event_id=reply[1])
+
+    async def versions(self, topics: list[str], keys: list[str]) -> tuple[list[str], list[str]]:
+        """The positions of ``topics`` and the values of plain ``keys`` ("" if absent), in
+        one round trip, writing nothing. Not one atomic read across shards: fit to tell
+        whether anything moved, not to resume from (``position`` and ``listing`` are)."""
+        k = self._keys
+        if isinstance(self._redis, RedisCluster):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for topic in topics:
+                    pipe.get(k.epoch(topic))
+                    pipe.xrevrange(k.log(topic), "+", "-", count=1)
+                for key in keys:
+                    pipe.get(key)
+                found = await pipe.execute()
+            lasts = found[1 : 2 * len(topics) : 2]
+            found[1 : 2 * len(topics) : 2] = [last[0][0] if last else "" for last in lasts]
+        else:
+            pairs = [key for topic in topics for key in (k.epoch(topic), k.log(topic))]
+            found = await self._versions(keys=[*pairs, *keys], args=[len(topics)])
+        found = [value or "" for value in found]
+        positions = [
+            f"{found[2 * n] or no_history(topic)}-{found[2 * n + 1] or '0-0'}"
+            for n, topic in enumerate(topics)
+        ]
+        return positions, found[2 * len(topics) :]
 
     async def position(self, topic: str) -> EventId:
         """The id of the topic's latest event (or its origin when it has none yet).

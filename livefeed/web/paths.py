@@ -57,3 +57,16 @@ def script_src() -> str:
     """CSP ``script-src``: our own files, and the inline import map by its hash."""
     digest = base64.b64encode(hashlib.sha256(import_map().encode()).digest()).decode()
     return f"'self' 'sha256-{digest}'"
+
+
+@cache
+def release() -> str:
+    """A short hash of what renders the pages: livefeed's code, templates and static files.
+    Every process of one deploy computes the same; a deploy that changes any, another."""
+    digest = hashlib.sha256()
+    files = [(root, p) for root in (_PACKAGE, TEMPLATES_DIR, STATIC_DIR) for p in root.rglob("*")]
+    for root, path in sorted(files):
+        if path.is_file() and path.suffix != ".pyc":
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -43,7 +43,7 @@ async def test_form_without_javascript_posts_and_redirects_back(
     page = page_without_js
     await post_without_js(page, "Olga", "Posted <without> JavaScript & co.")
 
-    assert page.url.startswith(f"{live_server.url}/articles/{SLUG}#comment-")
+    assert page.url.startswith(f"{live_server.url}/articles/{SLUG}?posted=")
     await expect(page.locator(COMMENTS)).to_have_count(1)
     await expect(page.locator(".comment__text")).to_have_text("Posted <without> JavaScript & co.")
     await expect(page.locator('[data-live="comment-count"]')).to_have_text("1 comment")
@@ -69,7 +69,7 @@ async def test_form_post_status_codes(live_server: Any, newsroom: Newsroom) -> N
     client = newsroom.client
     ok = await client.post(f"/articles/{SLUG}/comments", content=b"author=A&text=Hi", headers=form)
     assert ok.status_code == 303
-    assert ok.headers["location"].startswith(f"/articles/{SLUG}#comment-")
+    assert ok.headers["location"].startswith(f"/articles/{SLUG}?posted=")
     bad = await client.post(f"/articles/{SLUG}/comments", content=b"author=A", headers=form)
     assert bad.status_code == 422
     assert "text must not be empty" in bad.text
