@@ -59,7 +59,7 @@ def client_address(connection: HTTPConnection, trusted: Networks) -> str:
 
 def is_https(connection: HTTPConnection, trusted: Networks) -> bool:
     """True when the browser talks HTTPS to us (directly, or to a trusted proxy)."""
-    if connection.url.scheme in {"https", "wss"}:
+    if connection.scope.get("scheme") in {"https", "wss"}:  # not .url: built per request
         return True
     peer = connection.client.host if connection.client else ""
     if not _is_in(peer, trusted):
