@@ -18,7 +18,8 @@ from livefeed.serving.protocols import FrameProtocol, ServingState
 from livefeed.serving.server import server_config
 from livefeed.stats import Stats
 from livefeed.transports.extension import FrameWriter, frames_for
-from tests.helpers import wait_for
+from tests.conftest import LiveServer
+from tests.helpers import TIMEOUT, wait_for
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -323,3 +324,42 @@ async def test_gathered_events_queue_one_by_one_behind_frames_that_wait(
     connection.protocol.resume_writing()
     await wait_for(lambda: not subscription.has_pending, what="the queue to drain")
     assert _ids(connection.frames()) == ["subscribed", "e-1-1", "e-1-2", "e-1-3"]
+
+
+_KEY = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}", 101),
+        (f"POST /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}", 405),
+        ("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", 400),
+        (
+            f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}"
+            "Content-Length: 5\r\n",
+            400,
+        ),
+        (
+            f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}"
+            + "".join(f"X-Filler-{n}: {n}\r\n" for n in range(130)),
+            431,
+        ),
+    ],
+    ids=["valid", "post", "no-key", "body", "too-many-headers"],
+)
+async def test_a_handshake_is_judged_as_websockets_would_judge_it(
+    live_server: LiveServer, request_head: str, status: int
+) -> None:
+    """livefeed's server hands websockets the request httptools parsed instead of letting it
+    parse the request again: what websockets would refuse is still refused, as websockets
+    17 refuses it (older releases never answer some of these), and the socket is closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live_server.port)
+    try:
+        writer.write(f"{request_head}Host: 127.0.0.1\r\n\r\n".encode())
+        status_line = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert status_line.split(b" ")[1] == str(status).encode(), status_line
+        if status != 101:
+            await asyncio.wait_for(reader.read(), TIMEOUT)  # then the server closes
+    finally:
+        writer.close()

@@ -247,43 +247,6 @@ async def test_no_compression_is_negotiated(live_server: LiveServer) -> None:
         )
 
 
-_KEY = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-
-
-@pytest.mark.parametrize(
-    ("request_head", "status"),
-    [
-        (f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}", 101),
-        (f"POST /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}", 405),
-        ("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", 400),
-        (
-            f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}"
-            "Content-Length: 5\r\n",
-            400,
-        ),
-        (
-            f"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{_KEY}"
-            + "".join(f"X-Filler-{n}: {n}\r\n" for n in range(130)),
-            431,
-        ),
-    ],
-    ids=["valid", "post", "no-key", "body", "too-many-headers"],
-)
-async def test_a_handshake_is_judged_as_websockets_would_judge_it(
-    live_server: LiveServer, request_head: str, status: int
-) -> None:
-    """livefeed's server hands websockets the request httptools parsed instead of letting it
-    parse the request again: what websockets would refuse must still be refused, with the
-    same answer (the asgi-send runs parse twice, as uvicorn does)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", live_server.port)
-    try:
-        writer.write(f"{request_head}Host: 127.0.0.1\r\n\r\n".encode())
-        status_line = await asyncio.wait_for(reader.readline(), TIMEOUT)
-        assert status_line.split(b" ")[1] == str(status).encode(), status_line
-    finally:
-        writer.close()
-
-
 async def test_a_reader_who_stops_reading_is_closed_with_1013_and_others_are_fine(
     live_server: LiveServer, api
 ) -> None:

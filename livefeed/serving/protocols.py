@@ -109,14 +109,17 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
             return
         self._disarm()
+        self._answer_and_close(_TOO_LARGE)
+
+    def _answer_and_close(self, answer: bytes) -> None:
         transport = self.transport
         if transport.is_closing():
             return
-        transport.write(_TOO_LARGE)
+        transport.write(answer)
         if not transport.can_write_eof():
             transport.close()
             return
-        # A lingering close: closing with the rest of the headers still arriving would reset
+        # A lingering close: closing with the rest of the request still arriving would reset
         # the connection and the client might never read the answer. Send it, end our side,
         # discard what still comes for a moment, then close.
         transport.write_eof()
@@ -127,11 +130,15 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        request = _plain_upgrade(self.scope, self.url)
         kind: Any = self.ws_protocol_class
-        if request is None or not (isinstance(kind, type) and issubclass(kind, FrameProtocol)):
+        if not (isinstance(kind, type) and issubclass(kind, FrameProtocol)):
             # uvicorn writes the request out again for the WebSocket protocol to parse.
             super().handle_websocket_upgrade()
+        elif isinstance(request := _plain_upgrade(self.scope, self.url), bytes):
+            # Not an upgrade a WebSocket client sends: answered here, the same way under
+            # every websockets release (some never answer these, and hold the socket).
+            self.connections.discard(self)
+            self._answer_and_close(request)
         else:
             # Hand over the request as parsed already: no second parse per handshake.
             self.connections.discard(self)
@@ -303,17 +310,36 @@ class FrameProtocol(WebSocketsSansIOProtocol):
             self.socket_writer.resumed()
 
 
-def _plain_upgrade(scope: Any, target: bytes) -> Request | None:
-    """The upgrade request for websockets, when it is one websockets' own parser would take
-    as it is (else None: it then parses it itself and answers as it would)."""
-    if scope["method"] != "GET" or scope["http_version"] != "1.1" or not target.isascii():
-        return None
+def _refusal(status: int, reason: str, message: str, extra: str = "") -> bytes:
+    body = f"Failed to open a WebSocket connection: {message}.\n".encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
+    ).encode() + body
+
+
+_NOT_GET = _refusal(405, "Method Not Allowed", "only GET upgrades", "allow: GET\r\n")
+_NOT_HTTP11 = _refusal(400, "Bad Request", "the handshake is HTTP/1.1")
+_BAD_TARGET = _refusal(400, "Bad Request", "the request target is not ASCII")
+_TOO_MANY = _refusal(431, "Request Header Fields Too Large", "too many header lines")
+_BODY = _refusal(400, "Bad Request", "a handshake has no body")
+
+
+def _plain_upgrade(scope: Any, target: bytes) -> Request | bytes:
+    """The upgrade request as websockets' own parser would have read it, or the answer to a
+    request it would refuse to read (what websockets 17 answers)."""
+    if scope["method"] != "GET":
+        return _NOT_GET
+    if scope["http_version"] != "1.1":
+        return _NOT_HTTP11
+    if not target.isascii():
+        return _BAD_TARGET
     raw = scope["headers"]
     if len(raw) > limits.WS_HANDSHAKE_HEADERS_MAX:
-        return None
+        return _TOO_MANY
     headers = Headers()
     for name, value in raw:
         if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            return None
+            return _BODY
         headers[name.decode("latin-1")] = value.decode("latin-1")
     return Request(target.decode("ascii"), headers)
