@@ -61,8 +61,14 @@ MIXED_SSE_SHARE = 0.2
 SYSTEMS = ("ceiling", "livefeed", "livefeed-sse", "livefeed-mixed", "broadcaster", "socketio")
 # The livefeed server read by other transports: each system's load client kind and the
 # share of its readers on SSE (``GET /events``) rather than the WebSocket.
-KINDS = {"livefeed-sse": ("sse", 1.0), "livefeed-mixed": ("mixed", MIXED_SSE_SHARE)}
-# ``--before SRC`` adds "livefeed-before": livefeed imported from another checkout.
+KINDS = {
+    "livefeed-sse": ("sse", 1.0),
+    "livefeed-sse-before": ("sse", 1.0),
+    "livefeed-mixed": ("mixed", MIXED_SSE_SHARE),
+}
+BEFORE = ("livefeed-before", "livefeed-sse-before")
+# ``--before SRC`` adds "livefeed-before" (and "livefeed-sse-before" next to livefeed-sse):
+# livefeed imported from another checkout.
 BEFORE_SRC: str | None = None
 HEADLINE_RATE = 10.0
 CPU_STEP_DELIVERIES = 50_000
@@ -152,7 +158,7 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, BENCH_REDIS_URL=redis_url)
-    if system == "livefeed-before" and BEFORE_SRC:
+    if system in BEFORE and BEFORE_SRC:
         env["PYTHONPATH"] = BEFORE_SRC
     if system.startswith("livefeed"):
         cmd = [
@@ -183,7 +189,7 @@ def start_server(
         }[system]
         cmd = [PY, str(HERE / "baselines" / script), "--port", str(port), "--redis-url", redis_url]
     # `python -m` puts the working directory first on sys.path: run where the code is.
-    cwd = BEFORE_SRC if system == "livefeed-before" and BEFORE_SRC else ROOT
+    cwd = BEFORE_SRC if system in BEFORE and BEFORE_SRC else ROOT
     proc = subprocess.Popen(
         cmd, env=env, preexec_fn=pinned(SERVER_CPU), cwd=cwd, stdout=subprocess.DEVNULL
     )
@@ -869,9 +875,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="C = 1,000 only, short steps")
     parser.add_argument("--conns", type=int, nargs="*", help="override the C values")
     parser.add_argument("--rates", type=float, nargs="*", help="override the stepped rates")
-    parser.add_argument(
-        "--systems", nargs="*", default=list(SYSTEMS), choices=(*SYSTEMS, "livefeed-before")
-    )
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=(*SYSTEMS, *BEFORE))
     parser.add_argument("--clients", type=int, default=2, help="load client processes")
     parser.add_argument("--rounds", type=int, help="repeat the headline rate (default 2)")
     parser.add_argument("--no-http", action="store_true", help="skip wrk and comments")
@@ -885,8 +889,9 @@ async def main() -> None:
     quick = opts.quick
     global BEFORE_SRC
     BEFORE_SRC = opts.before
-    if opts.before and "livefeed-before" not in opts.systems:
-        opts.systems.insert(opts.systems.index("livefeed") + 1, "livefeed-before")
+    for after, before in zip(("livefeed", "livefeed-sse"), BEFORE, strict=True):
+        if opts.before and after in opts.systems and before not in opts.systems:
+            opts.systems.insert(opts.systems.index(after) + 1, before)
     opts.duration = 3.0 if quick else 4.0
     opts.drain = 6.0 if quick else 10.0
     opts.quiet = 1.5

@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Coroutine
+from time import monotonic
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,11 +22,13 @@ from starlette.types import Receive, Scope, Send
 
 from livefeed import errors, limits
 from livefeed.errors import LivefeedError
-from livefeed.events import Event, decode_cursor, encode_cursor, is_topic
+from livefeed.events import Event, EventId, decode_cursor, encode_cursor, is_topic
 from livefeed.fanout.readers import EndReason, Readers
-from livefeed.fanout.subscription import Subscription
+from livefeed.fanout.subscription import Outgoing, Subscription
 from livefeed.services import services_of
 from livefeed.stats import SSE, Stats
+from livefeed.transports.body import BodyWriter, body_writer_for
+from livefeed.transports.records import HEARTBEAT, RECORDS, record
 from livefeed.web.requests import is_allowed_origin
 
 logger = logging.getLogger("livefeed.sse")
@@ -86,21 +91,15 @@ async def events_endpoint(request: Request) -> Response:
     return EventStream(subscription, readers, known, stats)
 
 
-def _record(event_type: str, cursor: str | None, data: str) -> bytes:
-    lines = [f"event: {event_type}"]
-    if cursor is not None:
-        lines.append(f"id: {cursor}")
-    # Frames are compact JSON without raw newlines, but split anyway to keep SSE framing safe.
-    # Only on the line ends SSE knows (\n, \r): str.splitlines() also splits on U+2028,
-    # U+2029 and others that JSON carries raw, and would break the frame into invalid JSON.
-    if "\r" in data:
-        data = data.replace("\r\n", "\n").replace("\r", "\n")
-    lines.extend(f"data: {line}" for line in data.split("\n"))
-    return ("\n".join(lines) + "\n\n").encode()
-
-
 class EventStream(Response):
-    """The streaming response of one SSE reader."""
+    """The streaming response of one SSE reader.
+
+    Where the server offers ``livefeed.body`` (``transports/body.py``; livefeed's own
+    server does), the hub's fan-out writes each record straight to the reader's socket,
+    the record of an event built once for every one-topic stream, and the stream's task
+    only keeps the heartbeat. Under any other ASGI server a task drains the
+    subscription's bounded queue with ``send``.
+    """
 
     def __init__(
         self,
@@ -115,7 +114,10 @@ class EventStream(Response):
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._subscription = subscription
         self._readers = readers
-        self._positions = positions
+        # Each topic's last event id sent (an EventId until a cursor needs its text).
+        self._positions: dict[str, str | EventId] = dict(positions)
+        self._writer: BodyWriter | None = None
+        self._last_write = 0.0  # when the last record went out past ASGI (monotonic)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscription = self._subscription
@@ -128,53 +130,115 @@ class EventStream(Response):
                 await send(
                     {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
                 )
-                # Whichever ends first ends the response; each says why.
-                tasks = {
-                    asyncio.create_task(self._stream(send)): EndReason.WRITE_FAILED,
-                    asyncio.create_task(_until_disconnect(receive)): EndReason.LEFT,
-                    asyncio.create_task(subscription.overflowed.wait()): EndReason.TOO_SLOW,
-                    asyncio.create_task(self._readers.my_turn_to_leave()): EndReason.GOING_AWAY,
-                }
-                try:
-                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    reason = tasks[done.pop()]
-                    if subscription.overflowed.is_set():
-                        reason = EndReason.TOO_SLOW
-                        self._stats.slow_disconnects[SSE] += 1
-                    logger.debug("reader left (%s)", reason)
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    for task in tasks:
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await task
+                writer = body_writer_for(scope)
+                if writer is not None and writer.start(self._write_waiting):
+                    self._writer = writer
+                    self._last_write = monotonic()
+                    subscription.sink = self._write_now
+                    self._write_waiting()  # the subscribed record and any replay wait
+                    stream = self._heartbeat(writer)
+                else:
+                    stream = self._stream(send)
+                await self._race(stream, receive)
             finally:
+                subscription.sink = None
+                if self._writer is not None:
+                    self._writer.stop()
+                    self._writer = None
                 subscription.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     send({"type": "http.response.body", "body": b"", "more_body": False}), 1.0
                 )
 
+    async def _race(self, stream: Coroutine[Any, Any, None], receive: Receive) -> None:
+        """Whichever ends first ends the response; each says why."""
+        subscription = self._subscription
+        tasks = {
+            asyncio.create_task(stream): EndReason.WRITE_FAILED,
+            asyncio.create_task(_until_disconnect(receive)): EndReason.LEFT,
+            asyncio.create_task(subscription.overflowed.wait()): EndReason.TOO_SLOW,
+            asyncio.create_task(self._readers.my_turn_to_leave()): EndReason.GOING_AWAY,
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            reason = tasks[done.pop()]
+            if subscription.overflowed.is_set():
+                reason = EndReason.TOO_SLOW
+                self._stats.slow_disconnects[SSE] += 1
+            logger.debug("reader left (%s)", reason)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _record(self, item: Outgoing) -> bytes:
+        """The record of ``item`` on this stream, with the stream's cursor."""
+        if isinstance(item, Event):
+            self._positions[item.topic] = item.id
+            event_type, data = item.type, item.frame
+        else:
+            event_type, data = json.loads(item)["type"], item
+        cursor = encode_cursor({topic: str(at) for topic, at in self._positions.items()})
+        return record(event_type, cursor, data)
+
+    # -- past ASGI (livefeed.body) --------------------------------------------------------
+
+    def _write_now(self, item: Outgoing) -> bool:
+        """The subscription's sink: write ``item`` now, or refuse it (it is then queued)."""
+        writer = self._writer
+        if writer is None or not writer.is_writable:
+            return False
+        self._write(writer, item)
+        return True
+
+    def _write(self, writer: BodyWriter, item: Outgoing) -> None:
+        if isinstance(item, Event) and len(self._positions) == 1:
+            # One topic: the cursor is the event's id alone, as for every such stream.
+            self._positions[item.topic] = item.id
+            writer.write(RECORDS.of(item, self._stats, writer.frame))
+        else:
+            writer.write(writer.frame(self._record(item)))
+            if isinstance(item, Event):
+                self._stats.delivered_event(SSE, item.id.ms)
+        self._last_write = monotonic()
+
+    def _write_waiting(self) -> None:
+        """Write what waited while the socket pushed back, until it pushes back again."""
+        writer, subscription = self._writer, self._subscription
+        if writer is None:
+            return
+        while subscription.has_pending and writer.is_writable:
+            self._write(writer, subscription.pop())
+
+    async def _heartbeat(self, writer: BodyWriter) -> None:
+        """A comment after every ``SSE_HEARTBEAT_INTERVAL`` without a record."""
+        interval = limits.SSE_HEARTBEAT_INTERVAL
+        while True:
+            await asyncio.sleep(self._last_write + interval - monotonic())
+            if monotonic() - self._last_write < interval:
+                continue  # records went out while it slept
+            if writer.is_writable:
+                writer.write(writer.frame(HEARTBEAT))
+            self._last_write = monotonic()
+
+    # -- through ASGI send ----------------------------------------------------------------
+
     async def _stream(self, send: Send) -> None:
         while True:
             try:
-                item = await asyncio.wait_for(
-                    self._subscription.next(), limits.SSE_HEARTBEAT_INTERVAL
-                )
+                async with asyncio.timeout(limits.SSE_HEARTBEAT_INTERVAL):  # no task per wait
+                    item = await self._subscription.next()
             except TimeoutError:
-                await send(
-                    {"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True}
-                )
+                await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
                 continue
+            await send(
+                {"type": "http.response.body", "body": self._record(item), "more_body": True}
+            )
             if isinstance(item, Event):
-                self._positions[item.topic] = str(item.id)
-                body = _record(item.type, encode_cursor(self._positions), item.frame)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
                 self._stats.delivered_event(SSE, item.id.ms)
-            else:
-                control = json.loads(item)
-                body = _record(control["type"], encode_cursor(self._positions), item)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _until_disconnect(receive: Receive) -> None:
