@@ -116,6 +116,8 @@ class EventStream(Response):
         self._readers = readers
         # Each topic's last event id sent (an EventId until a cursor needs its text).
         self._positions: dict[str, str | EventId] = dict(positions)
+        # One topic: an event's cursor is its id alone, the same for every such stream.
+        self._one_topic = len(positions) == 1
         self._writer: BodyWriter | None = None
         self._last_write = 0.0  # when the last record went out past ASGI (monotonic)
 
@@ -191,12 +193,16 @@ class EventStream(Response):
         writer = self._writer
         if writer is None or not writer.is_writable:
             return False
-        self._write(writer, item)
+        if self._one_topic and isinstance(item, Event):  # the fan-out's case, inlined
+            self._positions[item.topic] = item.id
+            writer.write(RECORDS.of(item, self._stats, writer.frame))
+            self._last_write = monotonic()
+        else:
+            self._write(writer, item)
         return True
 
     def _write(self, writer: BodyWriter, item: Outgoing) -> None:
-        if isinstance(item, Event) and len(self._positions) == 1:
-            # One topic: the cursor is the event's id alone, as for every such stream.
+        if self._one_topic and isinstance(item, Event):
             self._positions[item.topic] = item.id
             writer.write(RECORDS.of(item, self._stats, writer.frame))
         else:
