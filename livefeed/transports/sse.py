@@ -116,13 +116,10 @@ class EventStream(Response):
         self._readers = readers
         # Each topic's last event id sent (an EventId until a cursor needs its text).
         self._positions: dict[str, str | EventId] = dict(positions)
-        # One topic: an event's cursor is its id alone, the same for every such stream.
-        self._one_topic = len(positions) == 1
-        self._writer: BodyWriter | None = None
-        self._last_write = 0.0  # when the last record went out past ASGI (monotonic)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         subscription = self._subscription
+        writer: BodyWriter | None = None
         with self._readers.connected(SSE):
             try:
                 await send(
@@ -133,20 +130,21 @@ class EventStream(Response):
                     {"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True}
                 )
                 writer = body_writer_for(scope)
-                if writer is not None and writer.start(self._write_waiting):
-                    self._writer = writer
-                    self._last_write = monotonic()
-                    subscription.sink = self._write_now
-                    self._write_waiting()  # the subscribed record and any replay wait
-                    stream = self._heartbeat(writer)
+                direct = None
+                if writer is not None:
+                    direct = _Direct(writer, subscription, self._positions, self._stats)
+                    if not writer.start(direct.write_waiting):
+                        direct = None
+                if direct is not None:
+                    subscription.sink = direct.write_now
+                    direct.write_waiting()  # the subscribed record and any replay wait
+                    await self._race(direct.heartbeat(), receive)
                 else:
-                    stream = self._stream(send)
-                await self._race(stream, receive)
+                    await self._race(self._stream(send), receive)
             finally:
                 subscription.sink = None
-                if self._writer is not None:
-                    self._writer.stop()
-                    self._writer = None
+                if writer is not None:
+                    writer.stop()
                 subscription.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -176,60 +174,6 @@ class EventStream(Response):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    def _record(self, item: Outgoing) -> bytes:
-        """The record of ``item`` on this stream, with the stream's cursor."""
-        if isinstance(item, Event):
-            self._positions[item.topic] = item.id
-            event_type, data = item.type, item.frame
-        else:
-            event_type, data = json.loads(item)["type"], item
-        cursor = encode_cursor({topic: str(at) for topic, at in self._positions.items()})
-        return record(event_type, cursor, data)
-
-    # -- past ASGI (livefeed.body) --------------------------------------------------------
-
-    def _write_now(self, item: Outgoing) -> bool:
-        """The subscription's sink: write ``item`` now, or refuse it (it is then queued)."""
-        writer = self._writer
-        if writer is None or not writer.is_writable:
-            return False
-        if self._one_topic and isinstance(item, Event):  # the fan-out's case, inlined
-            self._positions[item.topic] = item.id
-            writer.write(RECORDS.of(item, self._stats, writer.frame))
-            self._last_write = monotonic()
-        else:
-            self._write(writer, item)
-        return True
-
-    def _write(self, writer: BodyWriter, item: Outgoing) -> None:
-        if self._one_topic and isinstance(item, Event):
-            self._positions[item.topic] = item.id
-            writer.write(RECORDS.of(item, self._stats, writer.frame))
-        else:
-            writer.write(writer.frame(self._record(item)))
-            if isinstance(item, Event):
-                self._stats.delivered_event(SSE, item.id.ms)
-        self._last_write = monotonic()
-
-    def _write_waiting(self) -> None:
-        """Write what waited while the socket pushed back, until it pushes back again."""
-        writer, subscription = self._writer, self._subscription
-        if writer is None:
-            return
-        while subscription.has_pending and writer.is_writable:
-            self._write(writer, subscription.pop())
-
-    async def _heartbeat(self, writer: BodyWriter) -> None:
-        """A comment after every ``SSE_HEARTBEAT_INTERVAL`` without a record."""
-        interval = limits.SSE_HEARTBEAT_INTERVAL
-        while True:
-            await asyncio.sleep(self._last_write + interval - monotonic())
-            if monotonic() - self._last_write < interval:
-                continue  # records went out while it slept
-            if writer.is_writable:
-                writer.write(writer.frame(HEARTBEAT))
-            self._last_write = monotonic()
-
     # -- through ASGI send ----------------------------------------------------------------
 
     async def _stream(self, send: Send) -> None:
@@ -240,11 +184,96 @@ class EventStream(Response):
             except TimeoutError:
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
                 continue
-            await send(
-                {"type": "http.response.body", "body": self._record(item), "more_body": True}
-            )
+            body = _record(item, self._positions)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             if isinstance(item, Event):
                 self._stats.delivered_event(SSE, item.id.ms)
+
+
+def _record(item: Outgoing, positions: dict[str, str | EventId]) -> bytes:
+    """The record of ``item`` on a stream whose topics stand at ``positions`` (updated)."""
+    if isinstance(item, Event):
+        positions[item.topic] = item.id
+        event_type, data = item.type, item.frame
+    else:
+        event_type, data = json.loads(item)["type"], item
+    return record(event_type, encode_cursor({t: str(at) for t, at in positions.items()}), data)
+
+
+class _Direct:
+    """One stream's records written past ASGI, by the fan-out itself (``livefeed.body``).
+
+    Apart from the response object, small and slotted: the fan-out reaches it once per
+    reader per event. While the socket takes data, each record is written as it is
+    delivered (an event's record shared by every one-topic stream); what was queued
+    while it pushed back is written, in order, when it takes data again.
+    """
+
+    __slots__ = (
+        "_frame",
+        "_one_topic",
+        "_positions",
+        "_stats",
+        "_subscription",
+        "_writer",
+        "last_write",
+    )
+
+    def __init__(
+        self,
+        writer: BodyWriter,
+        subscription: Subscription,
+        positions: dict[str, str | EventId],
+        stats: Stats,
+    ) -> None:
+        self._writer = writer
+        self._frame = writer.frame
+        self._subscription = subscription
+        self._positions = positions
+        # One topic: an event's cursor is its id alone, the same for every such stream.
+        self._one_topic = len(positions) == 1
+        self._stats = stats
+        self.last_write = monotonic()  # the heartbeat's clock
+
+    def write_now(self, item: Outgoing) -> bool:
+        """The subscription's sink: write ``item`` now, or refuse it (it is then queued)."""
+        writer = self._writer
+        if not writer.is_writable:
+            return False
+        if self._one_topic and isinstance(item, Event):  # the fan-out's case, inlined
+            self._positions[item.topic] = item.id
+            writer.write(RECORDS.of(item, self._stats, self._frame))
+            self.last_write = monotonic()
+        else:
+            self._write(item)
+        return True
+
+    def _write(self, item: Outgoing) -> None:
+        if self._one_topic and isinstance(item, Event):
+            self._positions[item.topic] = item.id
+            self._writer.write(RECORDS.of(item, self._stats, self._frame))
+        else:
+            self._writer.write(self._frame(_record(item, self._positions)))
+            if isinstance(item, Event):
+                self._stats.delivered_event(SSE, item.id.ms)
+        self.last_write = monotonic()
+
+    def write_waiting(self) -> None:
+        """Write what waited while the socket pushed back, until it pushes back again."""
+        subscription, writer = self._subscription, self._writer
+        while subscription.has_pending and writer.is_writable:
+            self._write(subscription.pop())
+
+    async def heartbeat(self) -> None:
+        """A comment after every ``SSE_HEARTBEAT_INTERVAL`` without a record."""
+        interval = limits.SSE_HEARTBEAT_INTERVAL
+        while True:
+            await asyncio.sleep(self.last_write + interval - monotonic())
+            if monotonic() - self.last_write < interval:
+                continue  # records went out while it slept
+            if self._writer.is_writable:
+                self._writer.write(self._frame(HEARTBEAT))
+            self.last_write = monotonic()
 
 
 async def _until_disconnect(receive: Receive) -> None:
