@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from time import monotonic
 
 from livefeed.events import Event, encode_cursor
 from livefeed.stats import SSE, Stats
@@ -43,13 +44,14 @@ class RecordCache:
     Deliveries are added to the stats (count and latency) once the fan-out is over.
     """
 
-    __slots__ = ("_count", "_event", "_framed", "_stats")
+    __slots__ = ("_count", "_event", "_framed", "_stats", "at")
 
     def __init__(self) -> None:
         self._stats: Stats | None = None
         self._event: Event | None = None
         self._framed = b""
         self._count = 0
+        self.at = 0.0  # when the current event's record was built (monotonic)
 
     def of(self, event: Event, stats: Stats, frame: Callable[[bytes], bytes]) -> bytes:
         """``event``'s record on a stream of its topic alone, framed by ``frame`` (the same
@@ -59,6 +61,7 @@ class RecordCache:
             self._event = event
             self._stats = stats
             self._framed = frame(event_record(event, {event.topic: str(event.id)}))
+            self.at = monotonic()
             asyncio.get_running_loop().call_soon(self.flush)
         self._count += 1
         return self._framed

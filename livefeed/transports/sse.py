@@ -211,6 +211,7 @@ class _Direct:
 
     __slots__ = (
         "_frame",
+        "_last",
         "_one_topic",
         "_positions",
         "_stats",
@@ -232,6 +233,9 @@ class _Direct:
         self._positions = positions
         # One topic: an event's cursor is its id alone, the same for every such stream.
         self._one_topic = len(positions) == 1
+        # The last event the fan-out wrote to a one-topic stream: kept rather than put
+        # into ``positions`` for each event, and put there when a cursor is needed.
+        self._last: Event | None = None
         self._stats = stats
         self.last_write = monotonic()  # the heartbeat's clock
 
@@ -241,21 +245,24 @@ class _Direct:
         if not writer.is_writable:
             return False
         if self._one_topic and isinstance(item, Event):  # the fan-out's case, inlined
-            self._positions[item.topic] = item.id
-            writer.write(RECORDS.of(item, self._stats, self._frame))
-            self.last_write = monotonic()
+            records = RECORDS
+            writer.write(records.of(item, self._stats, self._frame))
+            self._last = item
+            self.last_write = records.at  # when this fan-out began: no clock read per reader
         else:
             self._write(item)
         return True
 
     def _write(self, item: Outgoing) -> None:
-        if self._one_topic and isinstance(item, Event):
-            self._positions[item.topic] = item.id
-            self._writer.write(RECORDS.of(item, self._stats, self._frame))
-        else:
-            self._writer.write(self._frame(_record(item, self._positions)))
-            if isinstance(item, Event):
-                self._stats.delivered_event(SSE, item.id.ms)
+        """Write ``item`` with a record of its own (a control record, a queued event, or
+        an event on a stream of several topics)."""
+        last = self._last
+        if last is not None:
+            self._positions[last.topic] = last.id
+            self._last = None
+        self._writer.write(self._frame(_record(item, self._positions)))
+        if isinstance(item, Event):
+            self._stats.delivered_event(SSE, item.id.ms)
         self.last_write = monotonic()
 
     def write_waiting(self) -> None:
