@@ -245,8 +245,8 @@ class _Direct:
         if not writer.is_writable:
             return False
         if self._one_topic and isinstance(item, Event):  # the fan-out's case, inlined
-            records = RECORDS
-            writer.write(records.of(item, self._stats, self._frame))
+            records, write = RECORDS, writer.write  # a slot read, unlike writer.write(...)
+            write(records.of(item, self._stats, self._frame))
             self._last = item
             self.last_write = records.at  # when this fan-out began: no clock read per reader
         else:
