@@ -6,6 +6,8 @@
 
 Systems: ``ceiling`` (a bare ``websockets`` server, one Redis subscription,
 ``websockets.broadcast``: the practical ceiling of a Python process), ``livefeed``,
+``livefeed-sse`` (the same server, every reader on SSE ``/events``), ``livefeed-mixed``
+(80 % WebSocket, 20 % SSE readers of one server),
 ``broadcaster`` (Starlette + encode/broadcaster) and ``socketio`` (python-socketio +
 AsyncRedisManager), each in its own process pinned to core 0; the load clients
 (benchmarks/loadclient.py), the publisher and a private redis-server on core 1.
@@ -56,8 +58,18 @@ FILLER = (
     "Xi and Putin held talks in Moscow on energy, trade and the war; a joint statement "
     "is expected tonight."
 )
-SYSTEMS = ("ceiling", "livefeed", "broadcaster", "socketio")
-# ``--before SRC`` adds "livefeed-before": livefeed imported from another checkout.
+MIXED_SSE_SHARE = 0.2
+SYSTEMS = ("ceiling", "livefeed", "livefeed-sse", "livefeed-mixed", "broadcaster", "socketio")
+# The livefeed server read by other transports: each system's load client kind and the
+# share of its readers on SSE (``GET /events``) rather than the WebSocket.
+KINDS = {
+    "livefeed-sse": ("sse", 1.0),
+    "livefeed-sse-before": ("sse", 1.0),
+    "livefeed-mixed": ("mixed", MIXED_SSE_SHARE),
+}
+BEFORE = ("livefeed-before", "livefeed-sse-before")
+# ``--before SRC`` adds "livefeed-before" (and "livefeed-sse-before" next to livefeed-sse):
+# livefeed imported from another checkout.
 BEFORE_SRC: str | None = None
 HEADLINE_RATE = 10.0
 CPU_STEP_DELIVERIES = 50_000
@@ -159,7 +171,7 @@ def start_server(
     gc_file = tempfile.mktemp(prefix="fanout-gc-", suffix=".txt")
     # gcwatch/sitecustomize.py logs every server's collector pauses, whatever the server.
     paths = [str(HERE / "gcwatch")]
-    if system == "livefeed-before" and BEFORE_SRC:
+    if system in BEFORE and BEFORE_SRC:
         paths.append(BEFORE_SRC)
     env = dict(
         os.environ,
@@ -196,7 +208,7 @@ def start_server(
         }[system]
         cmd = [PY, str(HERE / "baselines" / script), "--port", str(port), "--redis-url", redis_url]
     # `python -m` puts the working directory first on sys.path: run where the code is.
-    cwd = BEFORE_SRC if system == "livefeed-before" and BEFORE_SRC else ROOT
+    cwd = BEFORE_SRC if system in BEFORE and BEFORE_SRC else ROOT
     proc = subprocess.Popen(
         cmd, env=env, preexec_fn=pinned(SERVER_CPU), cwd=cwd, stdout=subprocess.DEVNULL
     )
@@ -384,6 +396,9 @@ class Step:
     def delivered(self) -> float:
         return self.got / self.expected if self.expected else float("nan")
 
+    # per load client kind (livefeed, sse, ...): readers, got, gaps, dups
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
     @property
     def load_saturated(self) -> bool:
         return self.load_cpu_share > 0.85 or self.achieved_rate < 0.95 * self.rate
@@ -508,19 +523,34 @@ async def measure(
         await asyncio.sleep(0.5)
         rss0 = rss_bytes(proc.pid)
         measured_from = time.time()
-        kind = "livefeed" if system.startswith("livefeed") else system
-        kind = kind if kind in ("livefeed", "socketio") else "ws"
+        kind, sse_fraction = KINDS.get(system, ("livefeed", 0.0))
+        if not system.startswith("livefeed"):
+            kind = system if system == "socketio" else "ws"
         spy = spy_on(opts, system, proc.pid, f"{system}-{conns}-connect.txt")
         # One reader first: broadcaster loses readers that subscribe concurrently with the
         # very first one (its subscriber set is replaced), which is not what we measure.
         primer = await clients[0].call(
-            cmd="connect", host="127.0.0.1", port=port, kind=kind, n=1, concurrency=1
+            cmd="connect",
+            host="127.0.0.1",
+            port=port,
+            kind=kind,
+            n=1,
+            concurrency=1,
+            sse_fraction=sse_fraction,
         )
         rest = conns - primer["connected"]
         share = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
         answers = await asyncio.gather(
             *(
-                c.call(cmd="connect", host="127.0.0.1", port=port, kind=kind, n=n, concurrency=64)
+                c.call(
+                    cmd="connect",
+                    host="127.0.0.1",
+                    port=port,
+                    kind=kind,
+                    n=n,
+                    concurrency=64,
+                    sse_fraction=sse_fraction,
+                )
                 for c, n in zip(clients, share, strict=True)
             )
         )
@@ -555,6 +585,10 @@ async def measure(
             for r in reports:
                 for code, n in r["closed_by_code"].items():
                     step.closed[code] = step.closed.get(code, 0) + n
+                for name, tally in r["by_kind"].items():
+                    mine = step.by_kind.setdefault(name, dict.fromkeys(tally, 0))
+                    for key, n in tally.items():
+                        mine[key] += n
             step.p50, step.p99, step.max = percentiles([r["latencies"] for r in reports])
             step.cpu_per_100k = (cpu1 - cpu0) / max(step.got, 1) * 100_000
             step.server_cpu_share = (cpu1 - cpu0) / (t1 - t0)
@@ -762,6 +796,8 @@ def table(runs: list[Run], headline_rate: float, cpu_rates: dict[int, float]) ->
                     notes.append(f"closed {s.closed} at {s.rate:g} msg/s")
             if cpu.expected and cpu.delivered < 0.999:
                 notes.append(f"{cpu.delivered:.1%} delivered at {rate:g} msg/s")
+            if len(cpu.by_kind) > 1:
+                notes.append(kinds_note(cpu))
             ratios = " · ".join(
                 [
                     ratio(step.p99, c_step.p99),
@@ -776,6 +812,33 @@ def table(runs: list[Run], headline_rate: float, cpu_rates: dict[int, float]) ->
                 f" | {fmt(run.rss_per_conn / 1024)} | {fmt(run.setup_rate, 0)}"
                 f" | {fmt(run.gc_pause * 1000, 0)} | {ratios}"
                 f" | {'; '.join(notes)} |"
+            )
+    return "\n".join(lines)
+
+
+def kinds_note(step: Step) -> str:
+    """Readers and delivered fraction of each kind of a mixed step."""
+    notes = []
+    for name, t in sorted(step.by_kind.items()):
+        delivered = t["got"] / max(t["readers"] * step.published, 1)
+        problems = f", {t['gaps']} gaps, {t['dups']} dups" if t["gaps"] or t["dups"] else ""
+        notes.append(f"{name}: {t['readers']} readers, {delivered:.2%} delivered{problems}")
+    return ", ".join(notes)
+
+
+def transport_ratios(runs: list[Run], cpu_rates: dict[int, float]) -> str:
+    """CPU per delivery of the SSE and mixed systems ÷ livefeed's WebSocket, same run."""
+    lines = []
+    for conns in sorted({r.conns for r in runs}):
+        rate = cpu_rates.get(conns, HEADLINE_RATE)
+        ws = next((r for r in runs if r.conns == conns and r.system == "livefeed"), None)
+        ws_step = (ws.step(rate) if ws else None) or Step(rate)
+        for run in (r for r in runs if r.conns == conns and r.system in KINDS):
+            step = run.step(rate) or Step(rate)
+            lines.append(
+                f"- C = {conns}, {rate:g} msg/s: {run.system} CPU per delivery ÷ livefeed"
+                f" (WebSocket) CPU per delivery: {ratio(step.cpu_per_100k, ws_step.cpu_per_100k)}"
+                f" ({fmt(step.cpu_per_100k, 2)} ÷ {fmt(ws_step.cpu_per_100k, 2)} s/100k)"
             )
     return "\n".join(lines)
 
@@ -839,9 +902,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="C = 1,000 only, short steps")
     parser.add_argument("--conns", type=int, nargs="*", help="override the C values")
     parser.add_argument("--rates", type=float, nargs="*", help="override the stepped rates")
-    parser.add_argument(
-        "--systems", nargs="*", default=list(SYSTEMS), choices=(*SYSTEMS, "livefeed-before")
-    )
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=(*SYSTEMS, *BEFORE))
     parser.add_argument("--clients", type=int, default=2, help="load client processes")
     parser.add_argument("--rounds", type=int, help="repeat the headline rate (default 2)")
     parser.add_argument("--no-http", action="store_true", help="skip wrk and comments")
@@ -855,8 +916,9 @@ async def main() -> None:
     quick = opts.quick
     global BEFORE_SRC
     BEFORE_SRC = opts.before
-    if opts.before and "livefeed-before" not in opts.systems:
-        opts.systems.insert(opts.systems.index("livefeed") + 1, "livefeed-before")
+    for after, before in zip(("livefeed", "livefeed-sse"), BEFORE, strict=True):
+        if opts.before and after in opts.systems and before not in opts.systems:
+            opts.systems.insert(opts.systems.index(after) + 1, before)
     opts.duration = 3.0 if quick else 4.0
     opts.drain = 6.0 if quick else 10.0
     opts.quiet = 1.5
@@ -923,6 +985,9 @@ async def main() -> None:
     print()
     print(table(runs, HEADLINE_RATE, {c: cpu_rate(c, r) for c, r in plan.items()}))
     print()
+    if ratios := transport_ratios(runs, {c: cpu_rate(c, r) for c, r in plan.items()}):
+        print(ratios)
+        print()
     print(steps_table(runs))
     if http:
         print()

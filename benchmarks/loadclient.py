@@ -1,4 +1,4 @@
-"""A load-client process for fanout.py: many WebSocket readers, every frame verified.
+"""A load-client process for fanout.py: many WebSocket or SSE readers, every frame verified.
 
 Started by fanout.py (one or more of these, pinned to the load core); driven by JSON lines
 on stdin, answering JSON lines on stdout. It speaks just enough WebSocket (RFC 6455) on a
@@ -8,7 +8,13 @@ checks that the sequence numbers of a step arrive complete, in order, once.
 
 Kinds: ``livefeed`` (sends a subscribe frame, ready on ``subscribed``), ``ws`` (the
 baselines: ready on their ``subscribed`` frame), ``socketio`` (Engine.IO 4 over a
-WebSocket: answers the open packet with ``40``, ready on the namespace ack, pongs pings).
+WebSocket: answers the open packet with ``40``, ready on the namespace ack, pongs pings),
+``sse`` (livefeed's ``GET /events?topic=...``: HTTP/1.1 on the same raw protocol, the
+chunked stream de-chunked and cut into records; each record's ``data:`` is checked exactly
+like a WebSocket text frame; ready on the ``event: subscribed`` record: sse.py subscribes
+before it answers 200, and that record is queued behind the subscription's replay, so it
+is the same "subscription live" signal as the WebSocket's ``subscribed`` frame),
+``mixed`` (livefeed readers, every ``1 / sse_fraction``-th of them an ``sse`` reader).
 """
 
 from __future__ import annotations
@@ -216,6 +222,73 @@ class Reader(asyncio.Protocol):
             self.ready.set_result(None)
 
 
+class SseReader(Reader):
+    """A reader of livefeed's ``/events``: records cut from the (chunked) HTTP stream."""
+
+    __slots__ = ("chunked", "pending")
+
+    def __init__(self, request: bytes, ready: asyncio.Future[None]) -> None:
+        super().__init__("sse", request, ready, b"")
+        self.chunked = False
+        self.pending = b""  # de-chunked bytes of a record not complete yet
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic_ns()
+        buf = self.buf + data if self.buf else data
+        pos = 0
+        if not self.opened:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                return
+            status = buf[: buf.find(b"\r\n")]
+            if b" 200 " not in status:
+                if not self.ready.done():
+                    self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.opened = True
+            self.chunked = b"transfer-encoding: chunked" in buf[:end].lower()
+            pos = end + 4
+        if self.chunked:
+            body, pos = dechunk(buf, pos)
+            self.buf = buf[pos:] if pos < len(buf) else b""
+        else:
+            body, self.buf = buf[pos:], b""
+        if self.pending:
+            body = self.pending + body
+        self.pending = self.on_records(body, now)
+
+    def on_records(self, body: bytes, now: int) -> bytes:
+        """Check every complete record in ``body``; what is left of an incomplete one."""
+        pos = 0
+        while True:
+            end = body.find(b"\n\n", pos)
+            if end < 0:
+                return body[pos:]
+            data = body.find(b"data: ", pos, end)
+            if data >= 0:  # not a heartbeat comment, nor the retry: record
+                self.on_text(body, data + 6, end, now)
+            pos = end + 2
+
+
+def dechunk(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """The payloads of the complete chunks from ``pos`` on, and where the rest starts."""
+    parts = []
+    n = len(buf)
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        size = int(buf[pos:eol].split(b";", 1)[0], 16)
+        end = eol + 2 + size
+        if end + 2 > n:
+            break
+        parts.append(buf[eol + 2 : end])
+        pos = end + 2
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), pos
+
+
 class Worker:
     def __init__(self) -> None:
         self.readers: list[Reader] = []
@@ -231,21 +304,30 @@ class Worker:
         gate = asyncio.Semaphore(int(cmd.get("concurrency", 100)))  # type: ignore[call-overload]
         failures: list[str] = []
 
-        async def one() -> None:
+        sse_fraction = float(cmd.get("sse_fraction", 1.0 if kind == "sse" else 0.0))  # type: ignore[arg-type]
+        sse_request = (
+            f"GET /events?topic={topic} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode()
+
+        def make(i: int, ready: asyncio.Future[None]) -> Reader:
+            # Spread evenly: reader i is SSE when i * fraction crosses an integer.
+            if int((i + 1) * sse_fraction) > int(i * sse_fraction):
+                return SseReader(sse_request, ready)
+            key = base64.b64encode(os.urandom(16)).decode()
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+            return Reader("livefeed" if kind == "mixed" else kind, request, ready, subscribe)
+
+        async def one(i: int) -> None:
             async with gate:
-                key = base64.b64encode(os.urandom(16)).decode()
-                request = (
-                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n"
-                ).encode()
                 ready: asyncio.Future[None] = loop.create_future()
                 try:
                     _, reader = await asyncio.wait_for(
-                        loop.create_connection(
-                            lambda: Reader(kind, request, ready, subscribe), host, port
-                        ),
-                        30,
+                        loop.create_connection(lambda: make(i, ready), host, port), 30
                     )
                     await asyncio.wait_for(ready, 30)
                 except (OSError, TimeoutError, ConnectionError) as exc:
@@ -255,7 +337,7 @@ class Worker:
 
         before = len(self.readers)
         started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(n)))
+        await asyncio.gather(*(one(before + i) for i in range(n)))
         seconds = time.perf_counter() - started
         return {
             "connected": len(self.readers) - before,
@@ -290,7 +372,15 @@ class Worker:
         for r in self.readers:
             if r.closed:
                 codes[r.close_code] = codes.get(r.close_code, 0) + 1
+        by_kind: dict[str, dict[str, int]] = {}
+        for r in self.readers:
+            tally = by_kind.setdefault(r.kind, {"readers": 0, "got": 0, "gaps": 0, "dups": 0})
+            tally["readers"] += 1
+            tally["got"] += r.got
+            tally["gaps"] += r.gaps
+            tally["dups"] += r.dups
         return {
+            "by_kind": by_kind,
             "readers": len(self.readers),
             "open": len(live),
             "closed_by_code": codes,

@@ -15,6 +15,7 @@ from livefeed import limits
 from livefeed.lifecycle import DRAIN_READERS
 from livefeed.serving.collector import Collector
 from livefeed.serving.protocols import FrameProtocol, HeaderDeadlineProtocol, ServingState
+from livefeed.serving.streams import StreamProtocol
 
 
 def server_config(
@@ -29,15 +30,16 @@ def server_config(
     """uvicorn settings: bounded WebSocket frames, no compression, pings, timeouts.
 
     ``frames=False`` serves WebSockets with uvicorn's own protocol, which offers no
-    ``livefeed.frames``: readers are then written to through ASGI ``send``, as under any
-    other ASGI server (the tests run both ways).
+    ``livefeed.frames``, and HTTP without ``livefeed.body``: readers are then written to
+    through ASGI ``send``, as under any other ASGI server (the tests run both ways).
     """
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         # Also bounds the request line and headers (431): h11's size setting does not apply.
-        http=HeaderDeadlineProtocol,
+        # StreamProtocol adds livefeed.body (SSE records straight to the socket).
+        http=StreamProtocol if frames else HeaderDeadlineProtocol,
         # FrameProtocol: websockets-sansio, plus livefeed.frames (pre-encoded frames)
         ws=FrameProtocol if frames else WebSocketsSansIOProtocol,
         ws_max_size=limits.WS_MESSAGE_MAX,
