@@ -79,6 +79,7 @@ class StreamProtocol(HeaderDeadlineProtocol):
     # The response currently written past ASGI: told when the transport pushes back and
     # when it takes data again.
     streaming: ResponseWriter | None = None
+    _offered: tuple[Any, ...] = ()  # requests whose writer is offered (on_headers_complete)
 
     def on_headers_complete(self) -> None:
         before = self.cycle
@@ -87,6 +88,15 @@ class StreamProtocol(HeaderDeadlineProtocol):
         if cycle is not None and cycle is not before:  # None or unchanged: an upgrade
             scope: Any = cycle.scope
             scope.setdefault("extensions", {})[BODY_EXTENSION] = ResponseWriter(self, cycle)
+            # Requests whose writer is still offered; a finished one's is withdrawn now.
+            kept = (c for c in self._offered if not c.response_complete or _withdraw(c))
+            self._offered = (*kept, cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        for cycle in self._offered:
+            _withdraw(cycle)
+        self._offered = ()
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -97,3 +107,15 @@ class StreamProtocol(HeaderDeadlineProtocol):
         super().resume_writing()
         if self.streaming is not None:
             self.streaming.resumed()
+
+
+def _withdraw(cycle: Any) -> bool:
+    """Take the writer out of a finished request's scope (False, to filter it out). The
+    scope holds the writer, which holds the request's cycle, which holds the scope: a cycle
+    only the collector would free (and a serving process freezes what it would walk)."""
+    extensions = cycle.scope.get("extensions")
+    if extensions is not None:
+        writer = extensions.pop(BODY_EXTENSION, None)
+        if writer is not None:
+            writer.stop()
+    return False

@@ -14,6 +14,8 @@ import gc
 import sys
 from collections import Counter
 
+import pytest
+
 from livefeed import limits
 from livefeed.serving.collector import freeze_if_grown
 from tests.conftest import LiveServer, RedisServer
@@ -24,7 +26,7 @@ EVENTS = 5
 
 # Readers and the publisher run in another process, so that only the server's own
 # garbage is in this one.
-_CLIENTS = """
+_CLIENTS = r"""
 import asyncio, json, sys
 import websockets
 from livefeed.events import BRIEF_PUBLISHED, BRIEFS
@@ -32,7 +34,27 @@ from livefeed.storage.connect import connect
 from livefeed.storage.eventlog import EventLog
 from livefeed.storage.keys import Keys
 
-async def main(ws_url, redis_url, prefix, readers, events):
+async def sse_readers(ws_url, redis_url, prefix, readers, events):
+    host, port = ws_url.split("//")[1].split("/")[0].split(":")
+    streams = []
+    for _ in range(readers):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /events?topic={BRIEFS} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        await reader.readuntil(b"event: subscribed")
+        streams.append((reader, writer))
+    redis = connect(redis_url)
+    log = EventLog(redis, Keys(prefix), 1000, sharded=False)
+    for n in range(events):
+        await log.append(BRIEFS, BRIEF_PUBLISHED, {"id": f"gc{n}", "text": "x" * 200})
+    for reader, writer in streams:
+        for n in range(events):
+            await reader.readuntil(f'"id":"gc{n}"'.encode())
+        writer.close()
+    await redis.aclose()
+
+async def main(kind, ws_url, redis_url, prefix, readers, events):
+    if kind == "sse":
+        return await sse_readers(ws_url, redis_url, prefix, readers, events)
     sockets = [await websockets.connect(ws_url) for _ in range(readers)]
     for ws in sockets:
         await ws.send(json.dumps({"type": "subscribe", "topic": BRIEFS}))
@@ -50,15 +72,18 @@ async def main(ws_url, redis_url, prefix, readers, events):
         await ws.close()
     await redis.aclose()
 
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+asyncio.run(main(*sys.argv[1:5], int(sys.argv[5]), int(sys.argv[6])))
 """
 
 
-async def _readers_come_and_go(server: LiveServer, redis: RedisServer, readers: int) -> None:
+async def _readers_come_and_go(
+    server: LiveServer, redis: RedisServer, readers: int, kind: str
+) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         _CLIENTS,
+        kind,
         server.ws_url,
         redis.url,
         server.settings.redis_prefix,
@@ -71,16 +96,17 @@ async def _readers_come_and_go(server: LiveServer, redis: RedisServer, readers: 
     )
 
 
+@pytest.mark.parametrize("kind", ["ws", "sse"])
 async def test_readers_and_their_events_leave_no_cyclic_garbage(
-    live_server: LiveServer, redis_server: RedisServer
+    live_server: LiveServer, redis_server: RedisServer, kind: str
 ) -> None:
     # Once first, so what is built lazily on first use (scripts, caches) is there already.
-    await _readers_come_and_go(live_server, redis_server, 2)
+    await _readers_come_and_go(live_server, redis_server, 2, kind)
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.garbage.clear()
-        await _readers_come_and_go(live_server, redis_server, READERS)
+        await _readers_come_and_go(live_server, redis_server, READERS, kind)
         await asyncio.sleep(0.2)  # the server's last callbacks of the closed connections
         gc.collect()
         garbage = list(gc.garbage)
