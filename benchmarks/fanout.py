@@ -627,12 +627,18 @@ async def measure(
 # -- HTTP: wrk and comment posting -------------------------------------------------------
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float] | None:
+WRK_CONNECTIONS = 64
+
+
+def wrk(
+    url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float] | None:
     binary = shutil.which("wrk")
     if binary is None:
         return None
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
-        [binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        [binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         preexec_fn=pinned(LOAD_CPU),
@@ -693,8 +699,14 @@ async def http_phase(
     proc, port = start_server("livefeed", redis.url, ["--demo", "--comment-rate", "100000/second"])
     try:
         base = f"http://127.0.0.1:{port}"
-        result["article"] = wrk(f"{base}/articles/{SLUG}", opts.wrk_seconds, 50)
-        result["briefs"] = wrk(f"{base}/api/briefs", opts.wrk_seconds, 50)
+        article = f"{base}/articles/{SLUG}"
+        result["article"] = wrk(article, opts.wrk_seconds, WRK_CONNECTIONS)
+        result["briefs"] = wrk(f"{base}/api/briefs", opts.wrk_seconds, WRK_CONNECTIONS)
+        # A browser or CDN revalidating the page it holds: 304 while nothing changed.
+        etag = re.search(rb"(?im)^etag: *(.+?)\r$", http_get(port, f"/articles/{SLUG}")[1])
+        if etag is not None:
+            header = f"If-None-Match: {etag.group(1).decode()}"
+            result["article_304"] = wrk(article, opts.wrk_seconds, WRK_CONNECTIONS, (header,))
         share = [opts.viewers // len(clients)] * len(clients)
         await asyncio.gather(
             *(
@@ -862,10 +874,14 @@ def steps_table(runs: list[Run]) -> str:
 
 def http_table(http: dict[str, Any]) -> str:
     lines = []
-    for name, path in (("article", f"GET /articles/{SLUG}"), ("briefs", "GET /api/briefs")):
+    for name, path in (
+        ("article", f"GET /articles/{SLUG}"),
+        ("article_304", f"GET /articles/{SLUG}, If-None-Match: its ETag (304)"),
+        ("briefs", "GET /api/briefs"),
+    ):
         r = http.get(name)
         lines.append(
-            f"- wrk `{path}` (50 connections): "
+            f"- wrk `{path}` ({WRK_CONNECTIONS} connections): "
             + (
                 f"{r['rps']:,.0f} requests/s, p99 {r['p99']:.1f} ms"
                 + (f", {r['non2xx']:.0f} non-2xx" if r["non2xx"] else "")
