@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,12 @@ def is_id(value: object) -> bool:
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields (strings, booleans, None, tuples of strings): what
+    ``dataclasses.asdict`` gives, without its deep copy (a quarter of a list request)."""
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
 @dataclass(frozen=True, slots=True)
 class Article:
     slug: str
@@ -64,7 +70,7 @@ class Article:
     updated_at: str
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "body": list(self.body)}
+        return {**_fields(self), "body": list(self.body)}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Article:
@@ -81,7 +87,7 @@ class Brief:
     updated_at: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Brief:
@@ -105,13 +111,13 @@ class Comment:
     def to_json(self) -> dict[str, Any]:
         """The reader's view: a hidden comment is never sent, so ``hidden`` is not either
         (``status`` is ``pending`` only in the answer to its author and on the desk)."""
-        obj = asdict(self)
+        obj = _fields(self)
         del obj["hidden"]
         return obj
 
     def to_record(self) -> dict[str, Any]:
         """The stored form, keeping ``hidden`` for the editors' record."""
-        return asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Comment:

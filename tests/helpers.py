@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -254,3 +255,32 @@ def start_redis(
         stop_process(process, signal.SIGKILL)
         raise
     return process
+
+
+_PUBLISH_BRIEFS = """
+import asyncio, sys
+from livefeed.events import BRIEF_PUBLISHED, BRIEFS
+from livefeed.storage.connect import connect
+from livefeed.storage.eventlog import EventLog
+from livefeed.storage.keys import Keys
+
+async def main(url, prefix, count):
+    redis = connect(url)
+    log = EventLog(redis, Keys(prefix), 1000, sharded=False)
+    for n in range(count):
+        await log.append(BRIEFS, BRIEF_PUBLISHED, {"id": f"busy{n}", "text": str(n)})
+    await redis.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def publish_while_busy(redis_url: str, prefix: str, count: int) -> None:
+    """Publish ``count`` briefs (texts "0", "1", ...) from another process, blocking this
+    one's event loop until they are all in: an in-process server is busy meanwhile, and
+    finds them all waiting on its pub/sub connection when it gets back to it."""
+    subprocess.run(
+        [sys.executable, "-c", _PUBLISH_BRIEFS, redis_url, prefix, str(count)],
+        check=True,
+        timeout=30,
+    )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 
 import redis.asyncio as aioredis
 import websockets
 
 from livefeed.fanout.hub import Hub
 from tests.conftest import LiveServer, RedisServer
-from tests.helpers import auth, recv_json, subscribe, wait_for
+from tests.helpers import auth, publish_while_busy, recv_json, subscribe, wait_for
 
 
 async def test_readers_miss_nothing_when_the_pubsub_connection_is_killed(
@@ -123,29 +121,10 @@ async def test_events_published_while_the_process_is_busy_reach_readers_once_in_
     """Three briefs published while the server's event loop is blocked arrive together:
     the hub hands them out in one go (one write per reader), each once and in order."""
     hub: Hub = live_server.services.hub
-    script = (
-        "import asyncio, sys\n"
-        "from livefeed.events import BRIEF_PUBLISHED, BRIEFS\n"
-        "from livefeed.storage.connect import connect\n"
-        "from livefeed.storage.eventlog import EventLog\n"
-        "from livefeed.storage.keys import Keys\n"
-        "async def main():\n"
-        "    redis = connect(sys.argv[1])\n"
-        "    log = EventLog(redis, Keys(sys.argv[2]), 1000, sharded=False)\n"
-        "    for n in range(3):\n"
-        "        await log.append(BRIEFS, BRIEF_PUBLISHED, {'id': f'busy{n}', 'text': str(n)})\n"
-        "    await redis.aclose()\n"
-        "asyncio.run(main())\n"
-    )
     async with websockets.connect(live_server.ws_url) as ws:
         await subscribe(ws, "briefs")
         gathered = hub.gathered
-        # Run to completion without yielding: the server (on this loop) is busy meanwhile.
-        subprocess.run(
-            [sys.executable, "-c", script, redis_server.url, live_server.settings.redis_prefix],
-            check=True,
-            timeout=30,
-        )
+        publish_while_busy(redis_server.url, live_server.settings.redis_prefix, 3)
         frames = [await recv_json(ws) for _ in range(3)]
         assert [f["data"]["text"] for f in frames] == ["0", "1", "2"]
         assert hub.gathered >= gathered + 2  # handed out together, not one per turn

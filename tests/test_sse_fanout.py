@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from livefeed import limits
+from livefeed.events import decode_cursor
 from livefeed.transports.records import RECORDS
-from tests.conftest import LiveServer
-from tests.helpers import TIMEOUT, auth, wait_for
+from tests.conftest import LiveServer, RedisServer
+from tests.helpers import TIMEOUT, auth, publish_while_busy, wait_for
 
 pytestmark = pytest.mark.both_write_paths
 
@@ -88,6 +89,32 @@ async def test_every_reader_gets_the_same_record_once_and_it_is_counted_once_per
         await wait_for(lambda: stats.delivered["sse"] == 3, what="three deliveries counted")
         # The fast path built the record once for all three; ASGI send never uses the cache.
         assert (brief_id.encode() in RECORDS._framed) is frames_extension
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
+async def test_events_published_while_the_process_is_busy_reach_each_stream_once_in_order(
+    live_server: LiveServer, redis_server: RedisServer
+) -> None:
+    hub = live_server.services.hub
+    streams = [await RawStream.open(live_server.port) for _ in range(2)]
+    try:
+        for stream in streams:
+            assert (await stream.records(1))[-1]["event"] == "subscribed"
+        gathered = hub.gathered
+        publish_while_busy(redis_server.url, live_server.settings.redis_prefix, 3)
+        for stream in streams:
+            records = await asyncio.wait_for(stream.records(3), TIMEOUT)
+            assert await brief_ids(records) == ["busy0", "busy1", "busy2"]
+            # Each record's cursor is its own event's id: a reconnect resumes exactly.
+            ids = [json.loads(r["data"])["id"] for r in records if "data" in r]
+            assert [decode_cursor(r["id"]) for r in records if "data" in r] == [
+                {"briefs": i} for i in ids
+            ]
+        assert hub.gathered >= gathered + 2  # handed out together
+        stats = live_server.services.stats
+        await wait_for(lambda: stats.delivered["sse"] == 6, what="six deliveries counted")
     finally:
         for stream in streams:
             await stream.close()

@@ -44,11 +44,12 @@ class RecordCache:
     Deliveries are added to the stats (count and latency) once the fan-out is over.
     """
 
-    __slots__ = ("_count", "_event", "_framed", "_stats", "at")
+    __slots__ = ("_count", "_event", "_events", "_framed", "_stats", "at")
 
     def __init__(self) -> None:
         self._stats: Stats | None = None
         self._event: Event | None = None
+        self._events: list[Event] | None = None  # a list the hub gathered (deliver_all)
         self._framed = b""
         self._count = 0
         self.at = 0.0  # when the current event's record was built (monotonic)
@@ -66,10 +67,28 @@ class RecordCache:
         self._count += 1
         return self._framed
 
+    def of_all(self, events: list[Event], stats: Stats, frame: Callable[[bytes], bytes]) -> bytes:
+        """The records of ``events`` (one topic's, in order) in one framed chunk, counted in
+        ``stats`` as delivered once more."""
+        if events is not self._events or stats is not self._stats:
+            self.flush()
+            self._events = events
+            self._stats = stats
+            self._framed = frame(b"".join(event_record(e, {e.topic: str(e.id)}) for e in events))
+            self.at = monotonic()
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._count += 1
+        return self._framed
+
     def flush(self) -> None:
-        if self._count and self._event is not None and self._stats is not None:
-            self._stats.delivered_event(SSE, self._event.id.ms, self._count)
-            self._count = 0
+        count, stats = self._count, self._stats
+        if count and stats is not None:
+            if self._event is not None:
+                stats.delivered_event(SSE, self._event.id.ms, count)
+            for event in self._events or ():
+                stats.delivered_event(SSE, event.id.ms, count)
+        self._count = 0
+        self._event = self._events = None
 
 
 # One per process: the event objects of different hubs (apps) are never the same.

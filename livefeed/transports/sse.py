@@ -137,12 +137,13 @@ class EventStream(Response):
                         direct = None
                 if direct is not None:
                     subscription.sink = direct.write_now
+                    subscription.events_sink = direct.write_all_now
                     direct.write_waiting()  # the subscribed record and any replay wait
                     await self._race(direct.heartbeat(), receive)
                 else:
                     await self._race(self._stream(send), receive)
             finally:
-                subscription.sink = None
+                subscription.sink = subscription.events_sink = None
                 if writer is not None:
                     writer.stop()
                 subscription.close()
@@ -251,6 +252,22 @@ class _Direct:
             self.last_write = records.at  # when this fan-out began: no clock read per reader
         else:
             self._write(item)
+        return True
+
+    def write_all_now(self, events: list[Event]) -> bool:
+        """The subscription's sink for events the hub gathered while busy: one write for
+        all of them (their records built once for every one-topic stream)."""
+        writer = self._writer
+        if not writer.is_writable:
+            return False
+        if self._one_topic:
+            records = RECORDS
+            writer.write(records.of_all(events, self._stats, self._frame))
+            self._last = events[-1]
+            self.last_write = records.at
+        else:
+            for event in events:
+                self._write(event)
         return True
 
     def _write(self, item: Outgoing) -> None:
