@@ -17,6 +17,8 @@ from typing import Protocol, runtime_checkable
 
 from starlette.types import Scope
 
+from livefeed.transports.extension import offered
+
 BODY_EXTENSION = "livefeed.body"
 
 
@@ -51,5 +53,4 @@ class BodyWriter(Protocol):
 
 def body_writer_for(scope: Scope) -> BodyWriter | None:
     """The request's BodyWriter, or None under a server that offers none."""
-    writer = (scope.get("extensions") or {}).get(BODY_EXTENSION)
-    return writer if isinstance(writer, BodyWriter) else None
+    return offered(scope, BODY_EXTENSION, BodyWriter)  # type: ignore[type-abstract]
