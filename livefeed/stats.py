@@ -7,6 +7,7 @@ lock, no label lookup); ``metrics.py`` turns them into Prometheus families only 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -107,3 +108,44 @@ class Pauses:
 # One collector per process, so one record of its pauses (kept once serving/collector.py
 # installed it); read by /metrics.
 COLLECTOR_PAUSES = Pauses()
+
+
+class FanOutTally:
+    """What the fan-out writes to every reader of one event — or of one list of a topic's
+    events the hub gathered — built once per fan-out; its deliveries counted once it is over.
+
+    The hub hands one event (or list) to every reader in a row, so remembering the last one
+    is enough. Subclasses say how the bytes are built (``_build``); ``take`` is what each
+    reader's writer calls.
+    """
+
+    __slots__ = ("_count", "_item", "_stats", "_transport", "built")
+
+    def __init__(self, transport: str) -> None:
+        self._transport = transport
+        self._stats: Stats | None = None
+        self._item: Any = None
+        self._count = 0
+        self.built = b""
+
+    def take(self, item: Any, stats: Stats, how: Any = None) -> bytes:
+        """The bytes of ``item`` (an event or a list of them), counted as delivered once
+        more in ``stats``; ``how`` is passed to ``_build``."""
+        if item is not self._item or stats is not self._stats:
+            self.flush()
+            self._item, self._stats = item, stats
+            self.built = self._build(item, how)
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._count += 1
+        return self.built
+
+    def _build(self, item: Any, how: Any) -> bytes:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        count, stats, item = self._count, self._stats, self._item
+        if count and stats is not None and item is not None:
+            for event in item if isinstance(item, list) else (item,):
+                stats.delivered_event(self._transport, event.id.ms, count)
+        self._count = 0
+        self._item = None

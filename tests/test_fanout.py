@@ -30,7 +30,7 @@ async def test_every_reader_gets_each_event_once_and_it_is_counted_once_per_read
         await wait_for(lambda: stats.delivered["ws"] == 3, what="three deliveries counted")
         # The fast path encoded the frame once, in the server's cache, for all three readers;
         # plain ASGI send never touches that cache.
-        cached = live_server.serving_state.frames._frame
+        cached = live_server.serving_state.frames.built
         assert (brief_id.encode() in cached) is frames_extension
     finally:
         for ws in readers:

@@ -88,7 +88,7 @@ async def test_every_reader_gets_the_same_record_once_and_it_is_counted_once_per
         stats = live_server.services.stats
         await wait_for(lambda: stats.delivered["sse"] == 3, what="three deliveries counted")
         # The fast path built the record once for all three; ASGI send never uses the cache.
-        assert (brief_id.encode() in RECORDS._framed) is frames_extension
+        assert (brief_id.encode() in RECORDS.built) is frames_extension
     finally:
         for stream in streams:
             await stream.close()

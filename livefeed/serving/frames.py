@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from livefeed.events import Event
-from livefeed.stats import WS, Stats
+from livefeed.stats import WS, FanOutTally, Stats
 
 # What a reader is sent: an event, or a control frame already encoded.
 Outgoing = Event | str
@@ -43,54 +43,22 @@ def text_frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
-class FrameCache:
-    """The frame of the event being fanned out, encoded once; its deliveries counted once.
+class FrameCache(FanOutTally):
+    """The frame of the event being fanned out (or the frames of a list the hub gathered),
+    encoded once for every reader; deliveries counted once per fan-out (``FanOutTally``)."""
 
-    The hub hands one event (or one list of a topic's events, when it fell behind) to every
-    reader in a row, so one remembered event or list is enough. Deliveries are added to the
-    stats (count and latency) once the fan-out is over, instead of once per reader.
-    """
-
-    __slots__ = ("_count", "_event", "_events", "_frame", "_stats")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._stats: Stats | None = None
-        self._event: Event | None = None
-        self._events: list[Event] | None = None
-        self._frame = b""
-        self._count = 0
+        super().__init__(WS)
 
-    def of(self, event: Event, stats: Stats) -> bytes:
-        """The frame of ``event``, counted in ``stats`` as delivered once more."""
-        if event is not self._event or stats is not self._stats:
-            self.flush()
-            self._event = event
-            self._stats = stats
-            self._frame = text_frame(event.frame.encode())
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._count += 1
-        return self._frame
+    def _build(self, item: Event | list[Event], how: object) -> bytes:
+        if isinstance(item, list):
+            return b"".join(text_frame(event.frame.encode()) for event in item)
+        return text_frame(item.frame.encode())
 
-    def of_all(self, events: list[Event], stats: Stats) -> bytes:
-        """The frames of ``events``, one after another, counted as delivered once more."""
-        if events is not self._events or stats is not self._stats:
-            self.flush()
-            self._events = events
-            self._stats = stats
-            self._frame = b"".join(text_frame(event.frame.encode()) for event in events)
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._count += 1
-        return self._frame
-
-    def flush(self) -> None:
-        count, stats = self._count, self._stats
-        if count and stats is not None:
-            if self._event is not None:
-                stats.delivered_event(WS, self._event.id.ms, count)
-            for event in self._events or ():
-                stats.delivered_event(WS, event.id.ms, count)
-        self._count = 0
-        self._event = self._events = None
+    # ``of(event, stats)`` and ``of_all(events, stats)``: the frame(s), counted once more.
+    of = of_all = FanOutTally.take
 
 
 class SocketWriter:

@@ -7,12 +7,11 @@ cursor is that topic's id alone), as ``serving/frames.py`` does for WebSocket fr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from time import monotonic
 
 from livefeed.events import Event, encode_cursor
-from livefeed.stats import SSE, Stats
+from livefeed.stats import SSE, FanOutTally
 
 HEARTBEAT = b": heartbeat\n\n"
 
@@ -36,59 +35,24 @@ def event_record(event: Event, positions: dict[str, str]) -> bytes:
     return record(event.type, encode_cursor(positions), event.frame)
 
 
-class RecordCache:
-    """The framed record of the event being fanned out to one-topic streams, built once;
-    its deliveries counted once.
+class RecordCache(FanOutTally):
+    """The framed record of the event being fanned out to one-topic streams (or the records
+    of a list the hub gathered, in one chunk), built once; deliveries counted once per
+    fan-out (``FanOutTally``). ``of(event, stats, frame)`` / ``of_all(events, stats, frame)``:
+    ``frame`` is the writer's chunk framing, the same for every caller."""
 
-    The hub hands one event to every reader in a row, so one remembered event is enough.
-    Deliveries are added to the stats (count and latency) once the fan-out is over.
-    """
-
-    __slots__ = ("_count", "_event", "_events", "_framed", "_stats", "at")
+    __slots__ = ("at",)
 
     def __init__(self) -> None:
-        self._stats: Stats | None = None
-        self._event: Event | None = None
-        self._events: list[Event] | None = None  # a list the hub gathered (deliver_all)
-        self._framed = b""
-        self._count = 0
-        self.at = 0.0  # when the current event's record was built (monotonic)
+        super().__init__(SSE)
+        self.at = 0.0  # when the current record was built (monotonic)
 
-    def of(self, event: Event, stats: Stats, frame: Callable[[bytes], bytes]) -> bytes:
-        """``event``'s record on a stream of its topic alone, framed by ``frame`` (the same
-        for every caller), counted in ``stats`` as delivered once more."""
-        if event is not self._event or stats is not self._stats:
-            self.flush()
-            self._event = event
-            self._stats = stats
-            self._framed = frame(event_record(event, {event.topic: str(event.id)}))
-            self.at = monotonic()
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._count += 1
-        return self._framed
+    def _build(self, item: Event | list[Event], how: Callable[[bytes], bytes]) -> bytes:
+        self.at = monotonic()
+        events = item if isinstance(item, list) else [item]
+        return how(b"".join(event_record(e, {e.topic: str(e.id)}) for e in events))
 
-    def of_all(self, events: list[Event], stats: Stats, frame: Callable[[bytes], bytes]) -> bytes:
-        """The records of ``events`` (one topic's, in order) in one framed chunk, counted in
-        ``stats`` as delivered once more."""
-        if events is not self._events or stats is not self._stats:
-            self.flush()
-            self._events = events
-            self._stats = stats
-            self._framed = frame(b"".join(event_record(e, {e.topic: str(e.id)}) for e in events))
-            self.at = monotonic()
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._count += 1
-        return self._framed
-
-    def flush(self) -> None:
-        count, stats = self._count, self._stats
-        if count and stats is not None:
-            if self._event is not None:
-                stats.delivered_event(SSE, self._event.id.ms, count)
-            for event in self._events or ():
-                stats.delivered_event(SSE, event.id.ms, count)
-        self._count = 0
-        self._event = self._events = None
+    of = of_all = FanOutTally.take
 
 
 # One per process: the event objects of different hubs (apps) are never the same.
