@@ -164,6 +164,26 @@ class Redis:
         self.url = f"redis://127.0.0.1:{self.port}"
 
 
+def serve_args(redis_url: str, port: int) -> list[str]:
+    """``livefeed serve`` as every benchmark runs it: quiet, no drain, no per-address cap."""
+    return [
+        "serve",
+        "--redis-url",
+        redis_url,
+        "--port",
+        str(port),
+        "--editor-token",
+        TOKEN,
+        "--log-level",
+        "warning",
+        "--drain-seconds",
+        "0",
+        # every reader comes from 127.0.0.1 here
+        "--max-connections-per-ip",
+        "1000000",
+    ]
+
+
 def start_server(
     system: str, redis_url: str, extra: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -184,20 +204,7 @@ def start_server(
             PY,
             "-m",
             "livefeed",
-            "serve",
-            "--redis-url",
-            redis_url,
-            "--port",
-            str(port),
-            "--editor-token",
-            TOKEN,
-            "--log-level",
-            "warning",
-            "--drain-seconds",
-            "0",
-            # every reader comes from 127.0.0.1 here
-            "--max-connections-per-ip",
-            "1000000",
+            *serve_args(redis_url, port),
             *(extra or []),
         ]
     else:

@@ -3,8 +3,8 @@
 CPython's full collection walks every tracked object. A process holding 10,000 readers
 holds a million of them, and walking them took 400-800 ms per full collection (measured):
 every reader's frames waited that long. But a reader's objects live for the connection's
-life and form no cycles (``tests/test_collector.py`` proves it for connections and
-events), so walking them finds nothing. So once startup is done everything alive is
+life and form no cycles (``tests/collector/test_collector.py`` proves it for
+connections and events), so walking them finds nothing. So once startup is done everything alive is
 frozen (``gc.freeze``: moved where no collection looks), the generations' thresholds
 keep each collection small (below), and whenever ``GC_FREEZE_AFTER`` objects have reached
 the oldest generation they are frozen too (checked after each collection that can put
@@ -50,7 +50,7 @@ class Collector:
             if callback not in gc.callbacks:
                 gc.callbacks.append(callback)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._collected)
         self._loop = None

@@ -89,7 +89,7 @@ class Server(uvicorn.Server):
             self.collector.start()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.collector.stop()
+        self.collector.stop()
         # The app offers the drain in its lifespan state: no walk through uvicorn's wrappers.
         drain = self.lifespan.state.get(DRAIN_READERS)
         if drain is not None:
